@@ -1,1 +1,8 @@
-fn main() {}
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = switchboard::cli::Cli::parse();
+    switchboard::cli::run(cli).await
+}

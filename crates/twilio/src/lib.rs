@@ -2,6 +2,7 @@
 //! TwiML, webhook payloads and a typed REST client with per-product base URLs.
 
 pub mod rest;
+pub mod segments;
 pub mod sid;
 pub mod signature;
 pub mod twiml;
