@@ -27,6 +27,9 @@ pub fn router() -> Router<Sim> {
         .route("/accounts", post(create_account))
         .route("/opt-outs", get(opt_outs))
         .fallback(|uri: axum::http::Uri| async move { SimError::not_found(uri.path()) })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            SimError::new(405, 20004, format!("Method {method} not allowed"))
+        })
 }
 
 /// JSON bodies that fail to parse get Twilio's error shape too.
@@ -38,7 +41,10 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, SimError> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| SimError::bad_request(20001, e.to_string()))?;
+            .map_err(|e| {
+                let status = e.status().as_u16();
+                SimError::new(if status == 413 { 413 } else { 400 }, 20001, e.body_text())
+            })?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| SimError::bad_request(20001, format!("invalid JSON body: {e}")))

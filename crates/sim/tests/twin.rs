@@ -991,3 +991,45 @@ async fn webhooks_sent_are_listed() {
     assert_eq!(hooks[0]["status"], 200);
     let _ = &t.token;
 }
+
+#[tokio::test]
+async fn wrong_methods_and_oversized_bodies_get_twilio_errors() {
+    let t = twin().await;
+    let url = format!(
+        "{}/api/2010-04-01/Accounts/{}/Messages.json",
+        t.base, t.account
+    );
+    let r = t
+        .http
+        .put(&url)
+        .basic_auth(&t.account, Some(&t.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], 20004);
+    let huge = format!(
+        "To=%2B14155550199&From=%2B14155550100&Body={}",
+        "a".repeat(3 << 20)
+    );
+    let r = t
+        .http
+        .post(&url)
+        .basic_auth(&t.account, Some(&t.token))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], 413);
+    assert!(t
+        .client
+        .list_messages(&ListMessages::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}

@@ -1,11 +1,10 @@
 //! `/Messages` and `/Messages/{sid}/Media`.
 
-use super::{authenticate, form_from, json_file, live_only, Paging};
+use super::{authenticate, json_file, live_only, FormBody, Paging};
 use crate::error::{SimError, SimResult};
 use crate::faults::{self, FaultKind};
 use crate::state::{self, Account, Message, World};
 use crate::{lifecycle, phone, Sim};
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -216,10 +215,9 @@ pub async fn create(
     State(sim): State<Sim>,
     Path(account): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(form): FormBody,
 ) -> SimResult<(StatusCode, Json<Value>)> {
     let acct = authenticate(&sim, &headers, &account)?;
-    let form = form_from(&body);
     let req =
         CreateMessage::from_form(&form).map_err(|e| SimError::bad_request(20001, e.to_string()))?;
     let from_for_faults = req.from.clone().unwrap_or_default();
@@ -363,12 +361,11 @@ pub async fn update(
     State(sim): State<Sim>,
     Path((account, file)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(form): FormBody,
 ) -> SimResult<Json<Value>> {
     let acct = authenticate(&sim, &headers, &account)?;
     live_only(&acct)?;
     let sid = json_file(&file)?;
-    let form = form_from(&body);
     let mut w = sim.world();
     let m = owned_message(&w, &account, sid)?;
     if let Some(status) = form.non_empty("Status") {

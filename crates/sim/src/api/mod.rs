@@ -52,6 +52,9 @@ pub fn router() -> Router<Sim> {
             get(list_keys).post(create_key),
         )
         .fallback(|uri: axum::http::Uri| async move { SimError::not_found(uri.path()) })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            SimError::new(405, 20004, format!("Method {method} not allowed"))
+        })
 }
 
 /// `{sid}.json` → `sid`; anything else is not a resource of ours.
@@ -119,8 +122,21 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((u.to_string(), p.to_string()))
 }
 
-pub(crate) fn form_from(body: &[u8]) -> Form {
-    Form::parse(body)
+/// A form-encoded request body. Bodies over the limit or unreadable get Twilio's error shape.
+pub(crate) struct FormBody(pub Form);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for FormBody {
+    type Rejection = SimError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, SimError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                let status = e.status().as_u16();
+                SimError::new(if status == 413 { 413 } else { 400 }, 20001, e.body_text())
+            })?;
+        Ok(FormBody(Form::parse(&bytes)))
+    }
 }
 
 /// Paging as the 2010 API does it: `Page`, `PageSize` (default 50, at most 1000) and an opaque
@@ -256,11 +272,10 @@ async fn create_key(
     State(sim): State<Sim>,
     Path(account): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    FormBody(form): FormBody,
 ) -> SimResult<(StatusCode, Json<Value>)> {
     let a = authenticate(&sim, &headers, &account)?;
     live_only(&a)?;
-    let form = form_from(&body);
     let key = ApiKey {
         sid: new_sid("SK"),
         secret: new_secret(),

@@ -1,10 +1,9 @@
 //! `/IncomingPhoneNumbers`: the account's numbers and their webhook settings.
 
-use super::{authenticate, form_from, json_file, live_only, Paging};
+use super::{authenticate, json_file, live_only, FormBody, Paging};
 use crate::error::{SimError, SimResult};
 use crate::state::{new_sid, Number, World};
 use crate::{phone, Sim};
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -171,10 +170,9 @@ pub async fn create_handler(
     State(sim): State<Sim>,
     Path(account): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(form): FormBody,
 ) -> SimResult<(StatusCode, Json<Value>)> {
     let acct = authenticate(&sim, &headers, &account)?;
-    let form = form_from(&body);
     let settings = NumberSettings::from_form(&form)
         .map_err(|e| SimError::bad_request(20001, e.to_string()))?;
     let phone = match (form.non_empty("PhoneNumber"), form.non_empty("AreaCode")) {
@@ -241,12 +239,12 @@ pub async fn update(
     State(sim): State<Sim>,
     Path((account, file)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(form): FormBody,
 ) -> SimResult<Json<Value>> {
     let acct = authenticate(&sim, &headers, &account)?;
     live_only(&acct)?;
     let sid = json_file(&file)?;
-    let settings = NumberSettings::from_form(&form_from(&body))
+    let settings = NumberSettings::from_form(&form)
         .map_err(|e| SimError::bad_request(20001, e.to_string()))?;
     let mut w = sim.world();
     let n = owned(&mut w, &account, sid)?;

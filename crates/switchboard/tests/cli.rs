@@ -1,0 +1,200 @@
+//! The command line as a user runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn switchboard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+}
+
+#[test]
+fn signature_check_says_valid_or_invalid_and_shows_what_was_signed() {
+    let params = [
+        ("From", "+14155550199"),
+        ("Body", "hi & bye"),
+        ("Digits", ""),
+    ];
+    let url = "https://example.com/twilio/messaging?x=1";
+    let sig = twilio::signature::sign("secret", url, &params);
+    let run = |url: &str, token: &str| {
+        let mut cmd = switchboard();
+        cmd.args([
+            "signature",
+            "check",
+            "--url",
+            url,
+            "--token",
+            token,
+            "--signature",
+            &sig,
+        ]);
+        for (k, v) in params {
+            cmd.arg("-d").arg(format!("{k}={v}"));
+        }
+        cmd.output().unwrap()
+    };
+    let ok = run(url, "secret");
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(out.starts_with("valid\n"));
+    assert!(out.contains(
+        "signed string: https://example.com/twilio/messaging?x=1Bodyhi & byeDigitsFrom+14155550199"
+    ));
+    // Behind a proxy on port 8443 the port is stripped and it still validates.
+    assert_eq!(
+        run("https://example.com:8443/twilio/messaging?x=1", "secret")
+            .status
+            .code(),
+        Some(0)
+    );
+    let bad = run("http://example.com/twilio/messaging?x=1", "secret");
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(out.starts_with("invalid\n"));
+    assert!(out.contains("expected signature: "));
+    assert_eq!(run(url, "other").status.code(), Some(1));
+}
+
+#[test]
+fn signature_check_with_a_json_body() {
+    let dir = std::env::temp_dir().join(format!("sb-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = dir.join("body.json");
+    std::fs::write(&body, br#"{"property": "value", "boolean": true}"#).unwrap();
+    let (url, sig) = twilio::signature::sign_json(
+        "tok",
+        "https://example.com/hook",
+        &std::fs::read(&body).unwrap(),
+    );
+    let out = switchboard()
+        .args([
+            "signature",
+            "check",
+            "--url",
+            &url,
+            "--token",
+            "tok",
+            "--signature",
+            &sig,
+            "--body",
+        ])
+        .arg(&body)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::write(&body, b"{}").unwrap();
+    let out = switchboard()
+        .args([
+            "signature",
+            "check",
+            "--url",
+            &url,
+            "--token",
+            "tok",
+            "--signature",
+            &sig,
+            "--body",
+        ])
+        .arg(&body)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("does NOT match bodySHA256"));
+}
+
+#[test]
+fn bad_cli_input_is_a_clear_error_not_a_panic() {
+    let out = switchboard()
+        .args([
+            "signature",
+            "check",
+            "--url",
+            "u",
+            "--token",
+            "t",
+            "--signature",
+            "s",
+            "-d",
+            "novalue",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KEY=VALUE"));
+    let out = switchboard()
+        .args([
+            "signature",
+            "check",
+            "--url",
+            "u",
+            "--token",
+            "t",
+            "--signature",
+            "s",
+            "--body",
+            "/nonexistent/file",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read --body"));
+    let out = switchboard()
+        .args(["sim", "--port", "0", "--number", "12345"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--number 12345"));
+    let out = switchboard()
+        .args(["sim", "--port", "0", "--account-sid", "ACnope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn sim_command_serves_the_twin_and_prints_its_credentials() {
+    let mut child = switchboard()
+        .args([
+            "sim",
+            "--port",
+            "0",
+            "--auth-token",
+            "tok123",
+            "--number",
+            "+14155550100",
+        ])
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first.rsplit(' ').next().unwrap().to_string();
+    let sid_line = lines.next().unwrap().unwrap();
+    let sid = sid_line.rsplit(' ').next().unwrap().to_string();
+    assert!(twilio::sid::is_sid(&sid, "AC"), "{sid_line}");
+    let token_line = lines.next().unwrap().unwrap();
+    assert!(token_line.ends_with("tok123"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let numbers = rt.block_on(async {
+        let client = twilio::Client::new(
+            twilio::Credentials::AuthToken {
+                account_sid: sid.clone(),
+                auth_token: "tok123".into(),
+            },
+            twilio::BaseUrl::new(format!("{base}/{{product}}")).unwrap(),
+        )
+        .unwrap();
+        client.list_numbers(&Default::default()).await.unwrap()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(numbers.items.len(), 1);
+    assert_eq!(numbers.items[0].phone_number, "+14155550100");
+}
