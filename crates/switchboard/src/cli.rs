@@ -1,6 +1,7 @@
-//! The command line: `switchboard sim`, `switchboard signature check`.
+//! The command line: `dev`, `serve`, `migrate`, `tenant`, `sim`, `signature check`.
 
-use crate::{signature_check, sim_server};
+use crate::config::Role;
+use crate::{server, signature_check, sim_server};
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -17,6 +18,17 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run everything on embedded defaults: server, Twilio twin and dashboard, SQLite in the data dir.
+    Dev(DevArgs),
+    /// Run in production, configured from the environment (DATABASE_URL, SWITCHBOARD_PUBLIC_URL, …).
+    Serve(ServeArgs),
+    /// Apply database migrations (DATABASE_URL) and exit.
+    Migrate,
+    /// Manage tenants (DATABASE_URL, SWITCHBOARD_MASTER_KEY).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
     /// Run the Twilio twin alone: a Twilio-compatible API with signed webhooks and handsets.
     Sim(SimArgs),
     /// Twilio request signatures.
@@ -43,6 +55,59 @@ pub struct SimArgs {
     /// A number the account owns (repeatable).
     #[arg(long = "number", value_name = "E164")]
     pub numbers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8080, env = "PORT")]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Where the database, media and keys are kept.
+    #[arg(long, default_value = ".switchboard")]
+    pub data_dir: std::path::PathBuf,
+    /// Fix the dev tenant's API key (so scripts can use it).
+    #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long, default_value_t = 8080, env = "PORT")]
+    pub port: u16,
+    #[arg(long, default_value = "0.0.0.0", env = "SWITCHBOARD_HOST")]
+    pub host: String,
+    /// Which loops this process runs: the HTTP API and webhooks, the workers, or both.
+    #[arg(long, value_enum, default_value = "all", env = "SWITCHBOARD_ROLE")]
+    pub role: Role,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant and print its API key (shown this once).
+    Create {
+        name: String,
+        /// Default region for numbers written without a country code.
+        #[arg(long, default_value = "US")]
+        region: String,
+    },
+    /// Attach a tenant's Twilio credentials (the auth token is encrypted at rest).
+    Twilio {
+        tenant_id: String,
+        #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+        account_sid: String,
+        #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+        auth_token: String,
+    },
+    /// Attach one of the tenant's Twilio numbers and point its webhooks here.
+    AddNumber {
+        tenant_id: String,
+        phone_number: String,
+        #[arg(long)]
+        segments_per_second: Option<f64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,6 +137,10 @@ pub struct CheckArgs {
 
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Dev(args) => run_dev(args).await,
+        Command::Serve(args) => run_serve(args).await,
+        Command::Migrate => run_migrate().await,
+        Command::Tenant { command } => run_tenant(command).await,
         Command::Sim(args) => run_sim(args).await,
         Command::Signature {
             command: SignatureCommand::Check(args),
@@ -168,5 +237,182 @@ fn run_check(args: CheckArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind((host, port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))
+}
+
+async fn run_dev(args: DevArgs) -> ExitCode {
+    init_tracing();
+    let listener = match bind(&args.host, args.port).await {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let result = server::dev(
+        listener,
+        args.data_dir,
+        args.api_key,
+        |info| {
+            let to = "+14155550199";
+            println!();
+            println!("Switchboard is running at {}", info.url);
+            println!("  dashboard:     {}/", info.url);
+            println!("  API key:       {}", info.api_key);
+            println!("  your numbers:  {}", info.numbers.join(", "));
+            println!("  Twilio twin:   {}/sim (account {})", info.url, info.twilio_account_sid);
+            println!("  data:          {}", info.data_dir.display());
+            println!();
+            println!("Send a text:");
+            println!("  curl -s {}/v1/messages -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -d '{{\"to\":\"{to}\",\"body\":\"Hello from Switchboard\"}}'", info.url, info.api_key);
+            println!("See it delivered:");
+            println!("  curl -s {}/v1/messages -H 'Authorization: Bearer {}'", info.url, info.api_key);
+            println!("Text your number from a simulated phone:");
+            println!("  curl -s {}/sim/control/sms -H 'Content-Type: application/json' -d '{{\"from\":\"{to}\",\"to\":\"{}\",\"body\":\"Hi!\"}}'", info.url, info.numbers[0]);
+        },
+        shutdown_signal(),
+    )
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn run_serve(args: ServeArgs) -> ExitCode {
+    init_tracing();
+    let (config, tenant) = match server::config_from_env(args.role) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let listener = if args.role.serves_http() {
+        match bind(&args.host, args.port).await {
+            Ok(l) => Some(l),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
+    };
+    if let Some(l) = &listener {
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(address = %a, public_url = %config.public_url, "serving");
+        }
+    }
+    match server::serve(listener, config, tenant, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn database_url() -> Result<String, String> {
+    std::env::var("DATABASE_URL")
+        .map_err(|_| "DATABASE_URL is required (sqlite:PATH or postgres://…)".to_string())
+}
+
+async fn run_migrate() -> ExitCode {
+    init_tracing();
+    let url = match database_url() {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    match crate::db::Db::connect(&url).await {
+        Ok(db) => match db.migrate().await {
+            Ok(()) => {
+                println!("migrated");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Err(e) => fail(e),
+    }
+}
+
+async fn run_tenant(cmd: TenantCommand) -> ExitCode {
+    let (config, _) = match server::config_from_env(Role::Api) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let app = match server::build(config).await {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let db = app.db();
+    use crate::tenants::store as tenants;
+    let result: Result<(), String> = async {
+        match cmd {
+            TenantCommand::Create { name, region } => {
+                if region.parse::<phonenumber::country::Id>().is_err() {
+                    return Err(format!(
+                        "--region {region:?} is not a country code like US or GB"
+                    ));
+                }
+                let (t, key) = tenants::create_tenant(db, &name, &region.to_uppercase(), None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("tenant:  {}", t.id);
+                println!("API key: {key}   (shown once: keep it now)");
+            }
+            TenantCommand::Twilio {
+                tenant_id,
+                account_sid,
+                auth_token,
+            } => {
+                tenants::get_tenant(db, &tenant_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or(format!("no tenant {tenant_id}"))?;
+                if !twilio::sid::is_sid(&account_sid, "AC") {
+                    return Err("--account-sid is AC followed by 32 hex digits".into());
+                }
+                tenants::set_twilio(
+                    db,
+                    &app.config().master_key,
+                    &tenant_id,
+                    &account_sid,
+                    &auth_token,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                println!("Twilio account {account_sid} attached to {tenant_id}");
+            }
+            TenantCommand::AddNumber {
+                tenant_id,
+                phone_number,
+                segments_per_second,
+            } => {
+                let t = tenants::get_tenant(db, &tenant_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or(format!("no tenant {tenant_id}"))?;
+                let phone = crate::phone::E164::parse(&phone_number, &t.default_region)
+                    .map_err(|e| e.to_string())?;
+                let client = app.twilio(&t.id).await.map_err(|e| e.message)?;
+                let sid = crate::numbers::point_webhooks(&app, &client, phone.as_str()).await?;
+                let rate = segments_per_second.unwrap_or(app.config().default_segments_per_second);
+                let n = tenants::add_number(db, &t.id, phone.as_str(), rate, Some(&sid))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "number {} ({}) attached; its webhooks point at {}",
+                    n.id,
+                    n.phone_number,
+                    app.config().public_url
+                );
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
     }
 }

@@ -1,5 +1,21 @@
 //! Switchboard: one self-hosted server between applications and Twilio.
 
+pub mod app;
 pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod messaging;
+pub mod numbers;
+pub mod phone;
+pub mod server;
 pub mod signature_check;
 pub mod sim_server;
+pub mod storage;
+pub mod tenants;
+pub mod workers;
+
+pub use app::App;

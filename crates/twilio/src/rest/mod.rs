@@ -226,13 +226,26 @@ impl Client {
     }
 
     pub fn with_timeouts(creds: Credentials, base: BaseUrl, t: Timeouts) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
+        Ok(Client {
+            http: Self::http_client(t)?,
+            base,
+            creds,
+        })
+    }
+
+    /// A client sharing an existing HTTP client (its timeouts apply).
+    pub fn with_http(http: reqwest::Client, creds: Credentials, base: BaseUrl) -> Self {
+        Client { http, base, creds }
+    }
+
+    /// An HTTP client with these timeouts, to share among many [`Client`]s.
+    pub fn http_client(t: Timeouts) -> Result<reqwest::Client, Error> {
+        reqwest::Client::builder()
             .connect_timeout(t.connect)
             .timeout(t.total)
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Client { http, base, creds })
+            .map_err(|e| Error::Config(e.to_string()))
     }
 
     pub fn account_sid(&self) -> &str {

@@ -1,0 +1,116 @@
+//! The running application: shared state, and starting the HTTP server and the workers on a
+//! listener the caller bound (so tests run the real server on port 0).
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::storage::Storage;
+use crate::tenants::{store as tenants, TwilioAccount};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use twilio::{Client, Credentials};
+
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    config: Config,
+    storage: Storage,
+    http: reqwest::Client,
+    /// Woken when work is queued, so workers need not wait for their next poll.
+    work: Notify,
+}
+
+impl App {
+    pub fn new(db: Db, config: Config, storage: Storage) -> Result<Self, String> {
+        let http =
+            Client::http_client(twilio::rest::Timeouts::default()).map_err(|e| e.to_string())?;
+        Ok(App {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                storage,
+                http,
+                work: Notify::new(),
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+    pub fn work_queued(&self) {
+        self.inner.work.notify_waiters();
+    }
+    pub async fn wait_for_work(&self) {
+        self.inner.work.notified().await
+    }
+
+    /// The tenant's Twilio credentials, opened.
+    pub async fn twilio_account(&self, tenant_id: &str) -> ApiResult<Option<TwilioAccount>> {
+        Ok(tenants::twilio_account(self.db(), &self.config().master_key, tenant_id).await?)
+    }
+
+    /// A REST client acting for the tenant.
+    pub async fn twilio(&self, tenant_id: &str) -> ApiResult<Client> {
+        let acct = self.twilio_account(tenant_id).await?.ok_or_else(|| {
+            ApiError::unprocessable(
+                "twilio_not_configured",
+                "this tenant has no Twilio credentials",
+            )
+        })?;
+        Ok(Client::with_http(
+            self.inner.http.clone(),
+            Credentials::AuthToken {
+                account_sid: acct.account_sid,
+                auth_token: acct.auth_token,
+            },
+            self.config().twilio_base.clone(),
+        ))
+    }
+
+    /// Serves HTTP on `listener` (for the api role) and runs the workers (for the worker role)
+    /// until `shutdown` resolves.
+    pub async fn run(
+        self,
+        listener: Option<tokio::net::TcpListener>,
+        extra_routes: Option<axum::Router>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut workers = Vec::new();
+        if self.config().role.runs_workers() {
+            workers = crate::workers::spawn(self.clone(), stop_rx.clone());
+        }
+        let result = match listener {
+            Some(listener) if self.config().role.serves_http() => {
+                let mut router = crate::http::router(self.clone());
+                if let Some(extra) = extra_routes {
+                    router = router.merge(extra);
+                }
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            _ => {
+                shutdown.await;
+                Ok(())
+            }
+        };
+        let _ = stop_tx.send(true);
+        for w in workers {
+            let _ = w.await;
+        }
+        result
+    }
+}

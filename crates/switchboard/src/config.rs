@@ -1,0 +1,100 @@
+//! Configuration, from flags and the environment, validated at start with the key named.
+
+use crate::crypto::MasterKey;
+use std::path::PathBuf;
+use std::time::Duration;
+use twilio::BaseUrl;
+
+/// Which loops a process runs: the HTTP API and webhooks, the background workers, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Api,
+    Worker,
+    All,
+}
+
+impl Role {
+    pub fn serves_http(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
+
+/// Dispatcher and worker timing.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How often idle workers look for due work (they are also woken on new work).
+    pub poll: Duration,
+    /// How long a claimed message may stay `submitting` before it is reconciled with Twilio.
+    pub lease: Duration,
+    /// Sends are given up (failed) after this many attempts.
+    pub max_attempts: i64,
+    /// Base of the exponential retry backoff.
+    pub backoff_base: Duration,
+    /// Default validity period of a message, after which an unsent one fails.
+    pub default_validity: Duration,
+    /// Media downloads are given up after this many attempts.
+    pub media_max_attempts: i64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            poll: Duration::from_millis(250),
+            lease: Duration::from_secs(30),
+            max_attempts: 8,
+            backoff_base: Duration::from_millis(500),
+            default_validity: Duration::from_secs(4 * 3600),
+            media_max_attempts: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// The URL Twilio reaches us at (no trailing slash); webhook signatures are checked against it.
+    pub public_url: String,
+    pub master_key: MasterKey,
+    pub twilio_base: BaseUrl,
+    pub storage_dir: PathBuf,
+    pub default_region: String,
+    pub role: Role,
+    pub workers: WorkerSettings,
+    /// Segments per second for numbers added without a rate.
+    pub default_segments_per_second: f64,
+    /// Largest media file kept.
+    pub max_media_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+pub fn config_error(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Checks a public URL: http(s), no query or fragment; returns it without a trailing slash.
+pub fn parse_public_url(key: &'static str, s: &str) -> Result<String, ConfigError> {
+    let u =
+        url::Url::parse(s).map_err(|e| config_error(key, format!("{s:?} is not a URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+        return Err(config_error(key, format!("{s:?} must be an http(s) URL")));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(config_error(
+            key,
+            format!("{s:?} must not have a query or fragment"),
+        ));
+    }
+    Ok(s.trim_end_matches('/').to_string())
+}

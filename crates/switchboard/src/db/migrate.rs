@@ -1,0 +1,75 @@
+//! Schema migrations, applied in order under a lock so that replicas starting together apply
+//! each one once. The SQL is written in the dialect both backends accept (TEXT, BIGINT,
+//! DOUBLE PRECISION); a migration that needs per-backend SQL gives both.
+
+use super::{now_ms, Backend, Db, DbResult};
+use sqlx::{Executor, Row};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+    /// Replaces `sql` on PostgreSQL when the dialects differ.
+    postgres: Option<&'static str>,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "messaging",
+    sql: include_str!("../../migrations/0001_messaging.sql"),
+    postgres: None,
+}];
+
+/// An arbitrary constant naming our advisory lock.
+const PG_LOCK: i64 = 0x5357_4254_4348;
+
+pub async fn run(db: &Db) -> DbResult<()> {
+    let mut conn = db.pool().acquire().await?;
+    if db.backend() == Backend::Postgres {
+        sqlx::query(&format!("SELECT pg_advisory_lock({PG_LOCK})"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = apply(db.backend(), &mut conn).await;
+    if db.backend() == Backend::Postgres {
+        let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({PG_LOCK})"))
+            .execute(&mut *conn)
+            .await;
+    }
+    result
+}
+
+async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> DbResult<()> {
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    for m in MIGRATIONS {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get::<i64, _>(0));
+        if done.is_some() {
+            tx.commit().await?;
+            continue;
+        }
+        let sql = match (backend, m.postgres) {
+            (Backend::Postgres, Some(pg)) => pg,
+            _ => m.sql,
+        };
+        tx.execute(sql).await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! HTTP plumbing: the router of every capability, tenant authentication, JSON bodies with our
+//! errors, and Twilio signature checks for webhooks.
+
+use crate::error::ApiError;
+use crate::tenants::{store as tenants, Tenant};
+use crate::App;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::Router;
+use serde::de::DeserializeOwned;
+
+/// Largest request body accepted anywhere (media travels by URL, not in bodies).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::tenants::api::router())
+        .merge(crate::messaging::api::router())
+        .merge(crate::messaging::contacts::router())
+        .merge(crate::messaging::templates::router())
+        .merge(crate::messaging::webhooks::router())
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(app)
+}
+
+/// The tenant an API key acts for (`Authorization: Bearer <key>`).
+pub struct Auth {
+    pub tenant: Tenant,
+}
+
+impl FromRequestParts<App> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= 200)
+            .ok_or_else(ApiError::unauthorized)?;
+        let tenant = tenants::tenant_for_key(app.db(), key)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        Ok(Auth { tenant })
+    }
+}
+
+/// A JSON body; anything malformed, oversized or of the wrong type is a clear 400/413/415.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send a JSON body with Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        e.status(),
+                        "body_too_large",
+                        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+                    )
+                } else {
+                    ApiError::bad_request("invalid_body", e.body_text())
+                }
+            })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the JSON body is not valid: {e}"))
+        })
+    }
+}
+
+/// A form body as Twilio posts it, with the raw bytes kept for non-form signature checks.
+pub struct TwilioForm(pub twilio::Form);
+
+impl<S: Send + Sync> FromRequest<S> for TwilioForm {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "invalid_body", e.body_text()))?;
+        Ok(TwilioForm(twilio::Form::parse(&bytes)))
+    }
+}
+
+/// Checks a Twilio webhook's signature against the configured public URL (never the Host
+/// header) and the tenant's auth token.
+pub fn verify_twilio(
+    app: &App,
+    auth_token: &str,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    form: &twilio::Form,
+) -> Result<(), ApiError> {
+    let url = format!("{}{}", app.config().public_url, path_and_query);
+    let sig = headers
+        .get(twilio::signature::HEADER)
+        .and_then(|v| v.to_str().ok());
+    if twilio::signature::validate(auth_token, &url, form.pairs(), sig) {
+        Ok(())
+    } else {
+        tracing::warn!(%url, "rejected a webhook with a missing or wrong X-Twilio-Signature");
+        Err(ApiError::forbidden(
+            "X-Twilio-Signature is missing or does not match; check SWITCHBOARD_PUBLIC_URL",
+        ))
+    }
+}

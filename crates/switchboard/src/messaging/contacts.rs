@@ -1,0 +1,203 @@
+//! Contacts: a tenant's people, by phone number, with free-form attributes that templates can use.
+
+use crate::db::{now_ms, opt_str, Db, DbResult, Row};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Auth, JsonBody};
+use crate::ids::new_id;
+use crate::messaging::iso;
+use crate::phone::E164;
+use crate::App;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Contact {
+    pub id: String,
+    pub phone: String,
+    pub name: Option<String>,
+    pub attributes: Map<String, Value>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn contact(r: &AnyRow) -> Contact {
+    let attrs: Map<String, Value> =
+        serde_json::from_str(&r.get::<String, _>("attributes")).unwrap_or_default();
+    Contact {
+        id: r.get("id"),
+        phone: r.get("phone"),
+        name: opt_str(r, "name"),
+        attributes: attrs,
+        created_at: iso(r.get("created_at")),
+        updated_at: iso(r.get("updated_at")),
+    }
+}
+
+pub async fn by_phone(db: &Db, tenant_id: &str, phone: &str) -> DbResult<Option<Contact>> {
+    let r = sqlx::query("SELECT id, phone, name, attributes, created_at, updated_at FROM contacts WHERE tenant_id = $1 AND phone = $2")
+        .bind(tenant_id)
+        .bind(phone)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(r.as_ref().map(contact))
+}
+
+async fn by_id(db: &Db, tenant_id: &str, id: &str) -> DbResult<Option<Contact>> {
+    let r = sqlx::query("SELECT id, phone, name, attributes, created_at, updated_at FROM contacts WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(r.as_ref().map(contact))
+}
+
+/// Template variables a contact provides: its attributes (strings, numbers and booleans as
+/// text), plus `name` and `phone`.
+pub fn variables(c: &Contact) -> std::collections::BTreeMap<String, String> {
+    let mut vars: std::collections::BTreeMap<String, String> = c
+        .attributes
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k.clone(), s.clone())),
+            Value::Number(n) => Some((k.clone(), n.to_string())),
+            Value::Bool(b) => Some((k.clone(), b.to_string())),
+            _ => None,
+        })
+        .collect();
+    if let Some(n) = &c.name {
+        vars.entry("name".into()).or_insert_with(|| n.clone());
+    }
+    vars.entry("phone".into())
+        .or_insert_with(|| c.phone.clone());
+    vars
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpsertContact {
+    phone: String,
+    name: Option<String>,
+    #[serde(default)]
+    attributes: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchContact {
+    name: Option<String>,
+    /// Merged into the existing attributes; a null value removes the attribute.
+    attributes: Option<Map<String, Value>>,
+}
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/v1/contacts", get(list).post(upsert))
+        .route("/v1/contacts/{id}", get(fetch).patch(patch))
+}
+
+const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+fn check_attrs(a: &Map<String, Value>) -> ApiResult<String> {
+    let s = serde_json::to_string(a).unwrap_or_else(|_| "{}".into());
+    if s.len() > MAX_ATTRIBUTES_BYTES {
+        return Err(ApiError::unprocessable(
+            "attributes_too_large",
+            "contact attributes are limited to 16 KiB of JSON",
+        ));
+    }
+    Ok(s)
+}
+
+/// Creates the contact, or updates the one with this phone number.
+async fn upsert(
+    State(app): State<App>,
+    auth: Auth,
+    JsonBody(req): JsonBody<UpsertContact>,
+) -> ApiResult<(StatusCode, Json<Contact>)> {
+    let phone = E164::parse(&req.phone, &auth.tenant.default_region)
+        .map_err(|e| ApiError::unprocessable("invalid_phone_number", e.to_string()))?;
+    let attrs = check_attrs(&req.attributes)?;
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO contacts (id, tenant_id, phone, name, attributes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+         ON CONFLICT (tenant_id, phone) DO UPDATE SET name = $4, attributes = $5, updated_at = $6",
+    )
+    .bind(new_id("con"))
+    .bind(&auth.tenant.id)
+    .bind(phone.as_str())
+    .bind(&req.name)
+    .bind(attrs)
+    .bind(now)
+    .execute(app.db().pool())
+    .await
+    .map_err(crate::db::DbError::from)?;
+    let c = by_phone(app.db(), &auth.tenant.id, phone.as_str())
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+async fn fetch(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Contact>> {
+    by_id(app.db(), &auth.tenant.id, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("contact"))
+}
+
+async fn patch(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<PatchContact>,
+) -> ApiResult<Json<Contact>> {
+    let mut c = by_id(app.db(), &auth.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("contact"))?;
+    if let Some(attrs) = req.attributes {
+        for (k, v) in attrs {
+            if v.is_null() {
+                c.attributes.remove(&k);
+            } else {
+                c.attributes.insert(k, v);
+            }
+        }
+    }
+    let name = req.name.or(c.name);
+    let attrs = check_attrs(&c.attributes)?;
+    sqlx::query("UPDATE contacts SET name = $1, attributes = $2, updated_at = $3 WHERE id = $4 AND tenant_id = $5")
+        .bind(&name)
+        .bind(attrs)
+        .bind(now_ms())
+        .bind(&id)
+        .bind(&auth.tenant.id)
+        .execute(app.db().pool())
+        .await
+        .map_err(crate::db::DbError::from)?;
+    by_id(app.db(), &auth.tenant.id, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("contact"))
+}
+
+async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
+    let rows = sqlx::query(
+        "SELECT id, phone, name, attributes, created_at, updated_at FROM contacts WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000",
+    )
+    .bind(&auth.tenant.id)
+    .fetch_all(app.db().pool())
+    .await
+    .map_err(crate::db::DbError::from)?;
+    let data: Vec<Contact> = rows.iter().map(contact).collect();
+    Ok(Json(
+        serde_json::json!({ "data": data, "next_cursor": null }),
+    ))
+}

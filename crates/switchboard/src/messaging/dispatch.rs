@@ -1,0 +1,258 @@
+//! The dispatcher: takes due messages (the rows are the queue), paces each sender, records
+//! `submitting` before calling Twilio, then the SID. Retries 429/5xx/connection failures with
+//! backoff and jitter; keeps Twilio's 4xx codes as final failures. A message left `submitting`
+//! (a crash or a timeout around the call) is reconciled against Twilio's message list before
+//! anything is sent again, so nothing is sent twice and nothing is lost.
+
+use super::store::{self, Stored, Tx};
+use crate::db::{now_ms, DbResult};
+use crate::App;
+use twilio::rest::{CreateMessage, ListMessages};
+
+/// Sends what is due. Returns how many messages it moved.
+pub async fn work(app: &App) -> DbResult<usize> {
+    let mut moved = reconcile_stale(app).await?;
+    let now = now_ms();
+    // Senders found busy in this round: their other messages wait for the next one.
+    let mut busy = std::collections::HashSet::new();
+    for m in store::due(app.db(), now, 32).await? {
+        if m.view.number_id.as_ref().is_some_and(|n| busy.contains(n)) {
+            continue;
+        }
+        if dispatch_one(app, m, &mut busy).await? {
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+async fn dispatch_one(
+    app: &App,
+    m: Stored,
+    busy: &mut std::collections::HashSet<String>,
+) -> DbResult<bool> {
+    let cfg = &app.config().workers;
+    let now = now_ms();
+    if !store::claim(
+        app.db(),
+        &m.view.id,
+        now,
+        now + cfg.lease.as_millis() as i64,
+    )
+    .await?
+    {
+        return Ok(false); // another worker took it
+    }
+    let id = m.view.id.clone();
+    if m.valid_until.is_some_and(|v| v < now) {
+        fail(
+            app,
+            &m,
+            "validity_expired",
+            "the validity period ended before the message could be sent",
+        )
+        .await?;
+        return Ok(true);
+    }
+    // Pacing: the sender's next slot must be free; its segments then hold it for their time.
+    if let Some(number_id) = &m.view.number_id {
+        let sps = number_rate(app, &m.tenant_id, number_id).await?;
+        let cost_ms = ((m.view.segments.max(1) as f64) * 1000.0 / sps.max(0.001)).ceil() as i64;
+        if let Err(free_at) = store::reserve_slot(app.db(), number_id, now, cost_ms).await? {
+            busy.insert(number_id.clone());
+            store::requeue(app.db(), &id, free_at, true, None).await?;
+            return Ok(false);
+        }
+    }
+    let client = match app.twilio(&m.tenant_id).await {
+        Ok(c) => c,
+        Err(_) => {
+            fail(
+                app,
+                &m,
+                "twilio_not_configured",
+                "the tenant has no Twilio credentials",
+            )
+            .await?;
+            return Ok(true);
+        }
+    };
+    let req = CreateMessage {
+        to: m.view.to.clone(),
+        from: Some(m.view.from.clone()),
+        body: (!m.view.body.is_empty()).then(|| m.view.body.clone()),
+        media_url: m.view.media_urls.clone(),
+        status_callback: Some(format!(
+            "{}/twilio/messaging/status?mid={}",
+            app.config().public_url,
+            id
+        )),
+        ..Default::default()
+    };
+    match client.create_message(&req).await {
+        Ok(sent) => {
+            store::submitted(app.db(), &id, &sent.sid, sent.status.as_str()).await?;
+        }
+        Err(e) if e.outcome_unknown() => {
+            // Twilio may have the message: leave it `submitting` with an ended lease, so the
+            // reconciler looks for it before anything is sent again.
+            tracing::warn!(message_id = %id, error = %e, "no answer from Twilio; will reconcile");
+            expire_lease(app, &id).await?;
+        }
+        Err(e) if e.is_retryable() => {
+            let attempts = m.view.attempts + 1;
+            if attempts >= cfg.max_attempts {
+                fail(
+                    app,
+                    &m,
+                    &code_of(&e),
+                    &format!("gave up after {attempts} attempts: {e}"),
+                )
+                .await?;
+            } else {
+                let delay = crate::workers::backoff(cfg.backoff_base, attempts)
+                    .max(e.retry_after().unwrap_or_default());
+                tracing::info!(message_id = %id, error = %e, ?delay, "Twilio refused for now; retrying");
+                let code = code_of(&e);
+                store::requeue(
+                    app.db(),
+                    &id,
+                    now_ms() + delay.as_millis() as i64,
+                    false,
+                    Some((&code, &e.to_string())),
+                )
+                .await?;
+            }
+        }
+        Err(e) => {
+            let code = code_of(&e);
+            let message = match &e {
+                twilio::Error::Api(a) => a.message.clone(),
+                other => other.to_string(),
+            };
+            let mut tx = app.db().begin().await?;
+            if e.code() == Some(21610) {
+                // Twilio knows of a STOP we did not see: record it so later sends fail fast.
+                store::set_opt_out(
+                    &mut tx,
+                    &m.tenant_id,
+                    &m.view.from,
+                    &m.view.to,
+                    true,
+                    "STOP",
+                    "twilio_21610",
+                )
+                .await?;
+            }
+            fail_in(&mut tx, &m, &code, &message).await?;
+            tx.commit().await?;
+        }
+    }
+    Ok(true)
+}
+
+fn code_of(e: &twilio::Error) -> String {
+    match e.code() {
+        Some(c) => c.to_string(),
+        None => match e.status() {
+            Some(s) => format!("http_{s}"),
+            None => "transport".into(),
+        },
+    }
+}
+
+async fn number_rate(app: &App, tenant_id: &str, number_id: &str) -> DbResult<f64> {
+    Ok(
+        crate::tenants::store::get_number(app.db(), tenant_id, number_id)
+            .await?
+            .map(|n| n.segments_per_second)
+            .unwrap_or(app.config().default_segments_per_second),
+    )
+}
+
+async fn expire_lease(app: &App, id: &str) -> DbResult<()> {
+    sqlx::query("UPDATE messages SET lease_until = $1 WHERE id = $2 AND status = 'submitting'")
+        .bind(now_ms() - 1)
+        .bind(id)
+        .execute(app.db().pool())
+        .await?;
+    Ok(())
+}
+
+async fn fail(app: &App, m: &Stored, code: &str, message: &str) -> DbResult<()> {
+    let mut tx = app.db().begin().await?;
+    fail_in(&mut tx, m, code, message).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn fail_in(tx: &mut Tx, m: &Stored, code: &str, message: &str) -> DbResult<()> {
+    store::advance_status(tx, &m.view.id, "failed", Some((code, message)), None).await?;
+    let payload = serde_json::json!({ "error_code": code, "error_message": message });
+    store::insert_event(
+        tx,
+        &m.tenant_id,
+        &m.view.id,
+        "dispatch_failed",
+        Some("failed"),
+        true,
+        &payload,
+    )
+    .await
+}
+
+/// Finds what Twilio did with messages whose submission was interrupted: if Twilio has a
+/// matching message (same To, From and body, created after we began submitting, and not
+/// already linked to another of ours), link it; otherwise put the message back in the queue.
+async fn reconcile_stale(app: &App) -> DbResult<usize> {
+    let cfg = &app.config().workers;
+    let now = now_ms();
+    let mut moved = 0;
+    for m in store::stale_submitting(app.db(), now, 16).await? {
+        if !store::reclaim(
+            app.db(),
+            &m.view.id,
+            now,
+            now + cfg.lease.as_millis() as i64,
+        )
+        .await?
+        {
+            continue;
+        }
+        let client = match app.twilio(&m.tenant_id).await {
+            Ok(c) => c,
+            Err(_) => continue,
+        };
+        let filter = ListMessages {
+            to: Some(m.view.to.clone()),
+            from: Some(m.view.from.clone()),
+            page_size: Some(100),
+            ..Default::default()
+        };
+        let since = m.submitted_at.unwrap_or(m.created_ms) - 120_000;
+        let found = match client.list_all_messages(&filter, 500).await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(message_id = %m.view.id, error = %e, "cannot reconcile yet");
+                continue; // the lease ends again and another try comes
+            }
+        };
+        let mut linked = false;
+        for tm in found {
+            let created = tm.date_created.map(|d| d.timestamp_millis()).unwrap_or(0);
+            let same_body = tm.body.as_deref().unwrap_or_default() == m.view.body;
+            if created >= since && same_body && !store::sid_taken(app.db(), &tm.sid).await? {
+                tracing::info!(message_id = %m.view.id, sid = %tm.sid, "reconciled: Twilio had the message");
+                store::submitted(app.db(), &m.view.id, &tm.sid, tm.status.as_str()).await?;
+                linked = true;
+                break;
+            }
+        }
+        if !linked {
+            tracing::info!(message_id = %m.view.id, "reconciled: Twilio never got the message; sending again");
+            store::requeue(app.db(), &m.view.id, now_ms(), false, None).await?;
+        }
+        moved += 1;
+    }
+    Ok(moved)
+}

@@ -1,0 +1,654 @@
+//! SQL for messages, their events, threads, opt-outs and the dispatch queue (the message row is
+//! the job). Every query that reads or changes a tenant's rows names the tenant.
+
+use super::{iso, status_rank, Event, Message, TERMINAL};
+use crate::db::{now_ms, opt_str, Db, DbResult, Row};
+use crate::ids::new_id;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+pub type Tx = Transaction<'static, Any>;
+
+const MSG_COLS: &str = "id, tenant_id, direction, number_id, conversation_id, contact_id, from_number, to_number, body, \
+    media_urls, status, twilio_sid, encoding, segments, price_estimate, error_code, error_message, attempts, \
+    next_attempt_at, valid_until, submitted_at, created_at, updated_at, sent_at, delivered_at";
+
+/// A message row with the fields the workers need beyond the API view.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub tenant_id: String,
+    pub view: Message,
+    pub next_attempt_at: Option<i64>,
+    pub valid_until: Option<i64>,
+    pub submitted_at: Option<i64>,
+    pub created_ms: i64,
+}
+
+fn row(r: &AnyRow) -> Stored {
+    let media: Vec<String> =
+        serde_json::from_str(&r.get::<String, _>("media_urls")).unwrap_or_default();
+    let created: i64 = r.get("created_at");
+    let opt_i = |c: &str| r.try_get::<Option<i64>, _>(c).ok().flatten();
+    Stored {
+        tenant_id: r.get("tenant_id"),
+        next_attempt_at: opt_i("next_attempt_at"),
+        valid_until: opt_i("valid_until"),
+        submitted_at: opt_i("submitted_at"),
+        created_ms: created,
+        view: Message {
+            id: r.get("id"),
+            direction: r.get("direction"),
+            from: r.get("from_number"),
+            to: r.get("to_number"),
+            body: r.get("body"),
+            media_urls: media,
+            status: r.get("status"),
+            twilio_sid: opt_str(r, "twilio_sid"),
+            encoding: r.get("encoding"),
+            segments: r.get("segments"),
+            price_estimate: opt_str(r, "price_estimate"),
+            price_currency: "USD",
+            error_code: opt_str(r, "error_code"),
+            error_message: opt_str(r, "error_message"),
+            conversation_id: opt_str(r, "conversation_id"),
+            contact_id: opt_str(r, "contact_id"),
+            number_id: opt_str(r, "number_id"),
+            attempts: r.get("attempts"),
+            created_at: iso(created),
+            updated_at: iso(r.get("updated_at")),
+            sent_at: opt_i("sent_at").map(iso),
+            delivered_at: opt_i("delivered_at").map(iso),
+            events: None,
+            media: None,
+        },
+    }
+}
+
+/// A new message to store (outbound or inbound).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub tenant_id: String,
+    pub direction: &'static str,
+    pub number_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub media_urls: Vec<String>,
+    pub status: &'static str,
+    pub twilio_sid: Option<String>,
+    pub encoding: &'static str,
+    pub segments: i64,
+    pub price_estimate: Option<String>,
+    pub template_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub next_attempt_at: Option<i64>,
+    pub valid_until: Option<i64>,
+    pub now: i64,
+}
+
+/// Inserts a message. For inbound messages a repeated MessageSid inserts nothing and returns
+/// false (Twilio retried the webhook).
+pub async fn insert_message(tx: &mut Tx, m: &NewMessage) -> DbResult<bool> {
+    let sent_at = (m.direction == "inbound").then_some(m.now);
+    let res = sqlx::query(
+        "INSERT INTO messages (id, tenant_id, direction, number_id, conversation_id, contact_id, from_number, to_number, \
+         body, media_urls, status, status_rank, twilio_sid, encoding, segments, price_estimate, template_id, \
+         idempotency_key, request_hash, next_attempt_at, valid_until, created_at, updated_at, sent_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22, $23) \
+         ON CONFLICT (twilio_sid) DO NOTHING",
+    )
+    .bind(&m.id)
+    .bind(&m.tenant_id)
+    .bind(m.direction)
+    .bind(&m.number_id)
+    .bind(&m.conversation_id)
+    .bind(&m.contact_id)
+    .bind(&m.from)
+    .bind(&m.to)
+    .bind(&m.body)
+    .bind(serde_json::to_string(&m.media_urls).unwrap_or_else(|_| "[]".into()))
+    .bind(m.status)
+    .bind(status_rank(m.status).unwrap_or(0))
+    .bind(&m.twilio_sid)
+    .bind(m.encoding)
+    .bind(m.segments)
+    .bind(&m.price_estimate)
+    .bind(&m.template_id)
+    .bind(&m.idempotency_key)
+    .bind(&m.request_hash)
+    .bind(m.next_attempt_at)
+    .bind(m.valid_until)
+    .bind(m.now)
+    .bind(sent_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// The message created earlier with this idempotency key, and the hash of that request.
+pub async fn by_idempotency_key(
+    db: &Db,
+    tenant_id: &str,
+    key: &str,
+) -> DbResult<Option<(String, Option<String>)>> {
+    let r = sqlx::query(
+        "SELECT id, request_hash FROM messages WHERE tenant_id = $1 AND idempotency_key = $2",
+    )
+    .bind(tenant_id)
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(r.map(|r| (r.get("id"), opt_str(&r, "request_hash"))))
+}
+
+pub async fn get(db: &Db, tenant_id: &str, id: &str) -> DbResult<Option<Message>> {
+    let r = sqlx::query(&format!(
+        "SELECT {MSG_COLS} FROM messages WHERE id = $1 AND tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(r.as_ref().map(|r| row(r).view))
+}
+
+/// Any tenant's message by id: for webhooks and workers, which then act for its tenant.
+pub async fn get_any(db: &Db, id: &str) -> DbResult<Option<Stored>> {
+    let r = sqlx::query(&format!("SELECT {MSG_COLS} FROM messages WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(r.as_ref().map(row))
+}
+
+pub async fn get_by_sid(db: &Db, sid: &str) -> DbResult<Option<Stored>> {
+    let r = sqlx::query(&format!(
+        "SELECT {MSG_COLS} FROM messages WHERE twilio_sid = $1"
+    ))
+    .bind(sid)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(r.as_ref().map(row))
+}
+
+pub async fn events(db: &Db, tenant_id: &str, message_id: &str) -> DbResult<Vec<Event>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, status, applied, payload, created_at FROM message_events \
+         WHERE message_id = $1 AND tenant_id = $2 ORDER BY created_at, id",
+    )
+    .bind(message_id)
+    .bind(tenant_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Event {
+            id: r.get("id"),
+            kind: r.get("kind"),
+            status: opt_str(r, "status"),
+            applied: r.get::<i64, _>("applied") != 0,
+            payload: serde_json::from_str(&r.get::<String, _>("payload")).unwrap_or_default(),
+            created_at: iso(r.get("created_at")),
+        })
+        .collect())
+}
+
+pub async fn insert_event(
+    tx: &mut Tx,
+    tenant_id: &str,
+    message_id: &str,
+    kind: &str,
+    status: Option<&str>,
+    applied: bool,
+    payload: &serde_json::Value,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO message_events (id, tenant_id, message_id, kind, status, applied, payload, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new_id("evt"))
+    .bind(tenant_id)
+    .bind(message_id)
+    .bind(kind)
+    .bind(status)
+    .bind(applied as i64)
+    .bind(payload.to_string())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves a message to `status` if that is a step forward from where it is and it is not in a
+/// terminal state. Returns whether it moved. One statement, so concurrent callbacks cannot
+/// move a status backwards.
+pub async fn advance_status(
+    tx: &mut Tx,
+    id: &str,
+    status: &str,
+    error: Option<(&str, &str)>,
+    twilio_sid: Option<&str>,
+) -> DbResult<bool> {
+    let Some(rank) = status_rank(status) else {
+        return Ok(false);
+    };
+    let now = now_ms();
+    let sent = matches!(status, "sent" | "delivered" | "undelivered" | "read").then_some(now);
+    let delivered = matches!(status, "delivered" | "read").then_some(now);
+    let res = sqlx::query(&format!(
+        "UPDATE messages SET status = $1, status_rank = $2, updated_at = $3, \
+         sent_at = COALESCE(sent_at, $4), delivered_at = COALESCE(delivered_at, $5), \
+         error_code = COALESCE($6, error_code), error_message = COALESCE($7, error_message), \
+         twilio_sid = COALESCE(twilio_sid, $8), lease_until = NULL, next_attempt_at = NULL \
+         WHERE id = $9 AND status_rank < $2 AND status NOT IN ({})",
+        TERMINAL
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .bind(status)
+    .bind(rank)
+    .bind(now)
+    .bind(sent)
+    .bind(delivered)
+    .bind(error.map(|e| e.0))
+    .bind(error.map(|e| e.1))
+    .bind(twilio_sid)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// History filters.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub phone: Option<String>,
+    pub direction: Option<String>,
+    pub status: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub conversation_id: Option<String>,
+    /// Continue after this (created_at, id), newest first.
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+/// Messages newest first, one page.
+pub async fn list(db: &Db, tenant_id: &str, f: &Filter) -> DbResult<Vec<Message>> {
+    let mut sql = format!("SELECT {MSG_COLS} FROM messages WHERE tenant_id = $1");
+    let mut args: Vec<Arg> = vec![Arg::S(tenant_id.to_string())];
+    let mut push = |cond: &str, a: Arg, sql: &mut String| {
+        args.push(a);
+        sql.push_str(&cond.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(p) = &f.phone {
+        push(
+            " AND (to_number = ? OR from_number = ?)",
+            Arg::S(p.clone()),
+            &mut sql,
+        );
+    }
+    if let Some(d) = &f.direction {
+        push(" AND direction = ?", Arg::S(d.clone()), &mut sql);
+    }
+    if let Some(s) = &f.status {
+        push(" AND status = ?", Arg::S(s.clone()), &mut sql);
+    }
+    if let Some(c) = &f.conversation_id {
+        push(" AND conversation_id = ?", Arg::S(c.clone()), &mut sql);
+    }
+    if let Some(t) = f.since_ms {
+        push(" AND created_at >= ?", Arg::I(t), &mut sql);
+    }
+    if let Some(t) = f.until_ms {
+        push(" AND created_at < ?", Arg::I(t), &mut sql);
+    }
+    if let Some((t, id)) = &f.before {
+        args.push(Arg::I(*t));
+        let a = args.len();
+        args.push(Arg::S(id.clone()));
+        let b = args.len();
+        sql.push_str(&format!(
+            " AND (created_at < ${a} OR (created_at = ${a} AND id < ${b}))"
+        ));
+    }
+    args.push(Arg::I(f.limit));
+    sql.push_str(&format!(
+        " ORDER BY created_at DESC, id DESC LIMIT ${}",
+        args.len()
+    ));
+    let mut q = sqlx::query(&sql);
+    for a in args {
+        q = match a {
+            Arg::S(s) => q.bind(s),
+            Arg::I(i) => q.bind(i),
+        };
+    }
+    Ok(q.fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|r| row(r).view)
+        .collect())
+}
+
+enum Arg {
+    S(String),
+    I(i64),
+}
+
+/// Upserts the contact for `phone` and returns its id.
+pub async fn upsert_contact(
+    tx: &mut Tx,
+    tenant_id: &str,
+    phone: &str,
+    now: i64,
+) -> DbResult<String> {
+    sqlx::query(
+        "INSERT INTO contacts (id, tenant_id, phone, attributes, created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, $4) \
+         ON CONFLICT (tenant_id, phone) DO NOTHING",
+    )
+    .bind(new_id("con"))
+    .bind(tenant_id)
+    .bind(phone)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let r = sqlx::query("SELECT id FROM contacts WHERE tenant_id = $1 AND phone = $2")
+        .bind(tenant_id)
+        .bind(phone)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(r.get("id"))
+}
+
+/// Upserts the thread between a contact and one of the tenant's numbers, touching its time.
+pub async fn upsert_conversation(
+    tx: &mut Tx,
+    tenant_id: &str,
+    contact_id: &str,
+    number_id: &str,
+    now: i64,
+) -> DbResult<String> {
+    sqlx::query(
+        "INSERT INTO conversations (id, tenant_id, contact_id, number_id, last_message_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) \
+         ON CONFLICT (tenant_id, contact_id, number_id) DO UPDATE SET last_message_at = $5",
+    )
+    .bind(new_id("cnv"))
+    .bind(tenant_id)
+    .bind(contact_id)
+    .bind(number_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let r = sqlx::query(
+        "SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2 AND number_id = $3",
+    )
+    .bind(tenant_id)
+    .bind(contact_id)
+    .bind(number_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(r.get("id"))
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Conversation {
+    pub id: String,
+    pub contact_id: String,
+    pub contact_phone: String,
+    pub contact_name: Option<String>,
+    pub number_id: String,
+    pub number: String,
+    pub last_message_at: String,
+    pub created_at: String,
+    #[serde(skip)]
+    pub last_ms: i64,
+}
+
+pub async fn conversations(
+    db: &Db,
+    tenant_id: &str,
+    before: Option<(i64, String)>,
+    limit: i64,
+) -> DbResult<Vec<Conversation>> {
+    let (cond, t, id) = match &before {
+        Some((t, id)) => (
+            "AND (c.last_message_at < $2 OR (c.last_message_at = $2 AND c.id < $3))",
+            *t,
+            id.clone(),
+        ),
+        None => ("AND $2 = $2 AND $3 = $3", 0, String::new()),
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT c.id, c.contact_id, k.phone, k.name, c.number_id, n.phone_number, c.last_message_at, c.created_at \
+         FROM conversations c JOIN contacts k ON k.id = c.contact_id JOIN numbers n ON n.id = c.number_id \
+         WHERE c.tenant_id = $1 {cond} ORDER BY c.last_message_at DESC, c.id DESC LIMIT $4"
+    ))
+    .bind(tenant_id)
+    .bind(t)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Conversation {
+            id: r.get("id"),
+            contact_id: r.get("contact_id"),
+            contact_phone: r.get("phone"),
+            contact_name: opt_str(r, "name"),
+            number_id: r.get("number_id"),
+            number: r.get("phone_number"),
+            last_ms: r.get("last_message_at"),
+            last_message_at: iso(r.get("last_message_at")),
+            created_at: iso(r.get("created_at")),
+        })
+        .collect())
+}
+
+pub async fn conversation_exists(db: &Db, tenant_id: &str, id: &str) -> DbResult<bool> {
+    Ok(
+        sqlx::query("SELECT id FROM conversations WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(db.pool())
+            .await?
+            .is_some(),
+    )
+}
+
+/// The number the tenant last used with this contact (sticky sender), if any.
+pub async fn last_number_for(db: &Db, tenant_id: &str, phone: &str) -> DbResult<Option<String>> {
+    let r = sqlx::query(
+        "SELECT c.number_id FROM conversations c JOIN contacts k ON k.id = c.contact_id \
+         WHERE c.tenant_id = $1 AND k.phone = $2 ORDER BY c.last_message_at DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(phone)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(r.map(|r| r.get("number_id")))
+}
+
+/// Records an opt-out (or opt-in) of `phone` from messages sent by `sender`.
+pub async fn set_opt_out(
+    tx: &mut Tx,
+    tenant_id: &str,
+    sender: &str,
+    phone: &str,
+    opted_out: bool,
+    keyword: &str,
+    source: &str,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO opt_outs (tenant_id, sender, phone, opted_out, keyword, source, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (tenant_id, sender, phone) DO UPDATE SET opted_out = $4, keyword = $5, source = $6, updated_at = $7",
+    )
+    .bind(tenant_id)
+    .bind(sender)
+    .bind(phone)
+    .bind(opted_out as i64)
+    .bind(keyword)
+    .bind(source)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn is_opted_out(db: &Db, tenant_id: &str, sender: &str, phone: &str) -> DbResult<bool> {
+    let r = sqlx::query(
+        "SELECT opted_out FROM opt_outs WHERE tenant_id = $1 AND sender = $2 AND phone = $3",
+    )
+    .bind(tenant_id)
+    .bind(sender)
+    .bind(phone)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(r.is_some_and(|r| r.get::<i64, _>("opted_out") != 0))
+}
+
+// ---- The dispatch queue ----
+
+/// Outbound messages due for sending, oldest due first.
+pub async fn due(db: &Db, now: i64, limit: i64) -> DbResult<Vec<Stored>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {MSG_COLS} FROM messages WHERE status = 'accepted' AND next_attempt_at <= $1 \
+         ORDER BY next_attempt_at, id LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().map(row).collect())
+}
+
+/// Takes a due message for this worker: `accepted → submitting` with a lease. Only one worker
+/// (of any replica) wins.
+pub async fn claim(db: &Db, id: &str, now: i64, lease_until: i64) -> DbResult<bool> {
+    let res = sqlx::query(
+        "UPDATE messages SET status = 'submitting', status_rank = 1, lease_until = $1, submitted_at = $2, \
+         attempts = attempts + 1, updated_at = $2 WHERE id = $3 AND status = 'accepted'",
+    )
+    .bind(lease_until)
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Reserves the sender's next send slot if it is free now; `cost_ms` is the time its segments
+/// take at the number's rate. Shared by all replicas through the row.
+pub async fn reserve_slot(
+    db: &Db,
+    number_id: &str,
+    now: i64,
+    cost_ms: i64,
+) -> DbResult<Result<(), i64>> {
+    let res =
+        sqlx::query("UPDATE numbers SET next_slot_at = $1 WHERE id = $2 AND next_slot_at <= $3")
+            .bind(now + cost_ms)
+            .bind(number_id)
+            .bind(now)
+            .execute(db.pool())
+            .await?;
+    if res.rows_affected() == 1 {
+        return Ok(Ok(()));
+    }
+    let r = sqlx::query("SELECT next_slot_at FROM numbers WHERE id = $1")
+        .bind(number_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(Err(r
+        .map(|r| r.get::<i64, _>("next_slot_at"))
+        .unwrap_or(now)))
+}
+
+/// Gives a claimed message back to the queue, due at `at`. `undo_attempt` when Twilio was not called.
+pub async fn requeue(
+    db: &Db,
+    id: &str,
+    at: i64,
+    undo_attempt: bool,
+    error: Option<(&str, &str)>,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE messages SET status = 'accepted', status_rank = 0, lease_until = NULL, next_attempt_at = $1, \
+         attempts = attempts - $2, error_code = COALESCE($3, error_code), error_message = COALESCE($4, error_message), \
+         updated_at = $5 WHERE id = $6 AND status = 'submitting'",
+    )
+    .bind(at)
+    .bind(undo_attempt as i64)
+    .bind(error.map(|e| e.0))
+    .bind(error.map(|e| e.1))
+    .bind(now_ms())
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Records Twilio's SID for a submitted message. The status becomes `queued` unless a callback
+/// already moved it further.
+pub async fn submitted(db: &Db, id: &str, sid: &str, twilio_status: &str) -> DbResult<()> {
+    let status = if status_rank(twilio_status).is_some_and(|r| r >= 2) {
+        twilio_status
+    } else {
+        "queued"
+    };
+    let rank = status_rank(status).unwrap_or(2);
+    sqlx::query(
+        "UPDATE messages SET twilio_sid = $1, \
+         status = CASE WHEN status_rank < $2 THEN $3 ELSE status END, \
+         status_rank = CASE WHEN status_rank < $2 THEN $2 ELSE status_rank END, \
+         lease_until = NULL, next_attempt_at = NULL, error_code = NULL, error_message = NULL, updated_at = $4 \
+         WHERE id = $5",
+    )
+    .bind(sid)
+    .bind(rank)
+    .bind(status)
+    .bind(now_ms())
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Messages whose submission lease ran out: the process may have died around the Twilio call.
+pub async fn stale_submitting(db: &Db, now: i64, limit: i64) -> DbResult<Vec<Stored>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {MSG_COLS} FROM messages WHERE status = 'submitting' AND lease_until < $1 ORDER BY lease_until LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().map(row).collect())
+}
+
+/// Re-takes a stale message for reconciliation (one worker wins).
+pub async fn reclaim(db: &Db, id: &str, now: i64, lease_until: i64) -> DbResult<bool> {
+    let res = sqlx::query("UPDATE messages SET lease_until = $1, updated_at = $2 WHERE id = $3 AND status = 'submitting' AND lease_until < $2")
+        .bind(lease_until)
+        .bind(now)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+pub async fn sid_taken(db: &Db, sid: &str) -> DbResult<bool> {
+    Ok(sqlx::query("SELECT id FROM messages WHERE twilio_sid = $1")
+        .bind(sid)
+        .fetch_optional(db.pool())
+        .await?
+        .is_some())
+}

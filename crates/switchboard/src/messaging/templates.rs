@@ -1,0 +1,314 @@
+//! Message templates with `{variable}` placeholders (`{{` and `}}` write literal braces), per
+//! tenant: the rendering rules, their SQL and their routes.
+
+use crate::db::{now_ms, Db, DbError, DbResult, Row};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Auth, JsonBody};
+use crate::ids::new_id;
+use crate::messaging::{cost, iso, MAX_BODY_CHARS};
+use crate::App;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("template variable {0:?} has no value")]
+    Missing(String),
+    #[error("template has an unclosed '{{' at character {0}")]
+    Unclosed(usize),
+    #[error("template has an empty or invalid variable name at character {0}")]
+    BadName(usize),
+}
+
+/// The variable names a template uses, in order of first use.
+pub fn variables(template: &str) -> Result<Vec<String>, RenderError> {
+    let mut names = Vec::new();
+    render_with(template, |name| {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+        Some(String::new())
+    })?;
+    Ok(names)
+}
+
+/// Fills the placeholders from `vars`.
+pub fn render(template: &str, vars: &BTreeMap<String, String>) -> Result<String, RenderError> {
+    render_with(template, |name| vars.get(name).cloned())
+}
+
+fn render_with(
+    template: &str,
+    mut value: impl FnMut(&str) -> Option<String>,
+) -> Result<String, RenderError> {
+    let mut out = String::with_capacity(template.len());
+    let chars: Vec<(usize, char)> = template.char_indices().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let (pos, c) = chars[i];
+        let next = chars.get(i + 1).map(|x| x.1);
+        match c {
+            '{' if next == Some('{') => {
+                out.push('{');
+                i += 2;
+            }
+            '}' if next == Some('}') => {
+                out.push('}');
+                i += 2;
+            }
+            '{' => {
+                let end = chars[i + 1..]
+                    .iter()
+                    .position(|x| x.1 == '}')
+                    .map(|p| i + 1 + p)
+                    .ok_or(RenderError::Unclosed(pos))?;
+                let name: String = chars[i + 1..end].iter().map(|x| x.1).collect();
+                let name = name.trim();
+                let valid = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || "_.-".contains(c));
+                if !valid {
+                    return Err(RenderError::BadName(pos));
+                }
+                out.push_str(&value(name).ok_or_else(|| RenderError::Missing(name.to_string()))?);
+                i = end + 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub body: String,
+    pub variables: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn template(r: &AnyRow) -> Template {
+    let body: String = r.get("body");
+    Template {
+        id: r.get("id"),
+        name: r.get("name"),
+        variables: variables(&body).unwrap_or_default(),
+        body,
+        created_at: iso(r.get("created_at")),
+        updated_at: iso(r.get("updated_at")),
+    }
+}
+
+/// A template by id or by name.
+pub async fn find(db: &Db, tenant_id: &str, id_or_name: &str) -> DbResult<Option<Template>> {
+    let r = sqlx::query("SELECT id, name, body, created_at, updated_at FROM templates WHERE tenant_id = $1 AND (id = $2 OR name = $2)")
+        .bind(tenant_id)
+        .bind(id_or_name)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(r.as_ref().map(template))
+}
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/v1/templates", get(list).post(create))
+        .route(
+            "/v1/templates/{id}",
+            get(fetch).patch(update).delete(remove),
+        )
+        .route("/v1/templates/{id}/preview", post(preview))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTemplate {
+    name: String,
+    body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchTemplate {
+    name: Option<String>,
+    body: Option<String>,
+}
+
+fn check(name: &str, body: &str) -> ApiResult<()> {
+    if name.trim().is_empty() || name.len() > 100 {
+        return Err(ApiError::unprocessable(
+            "invalid_template",
+            "a template needs a name of 1 to 100 characters",
+        ));
+    }
+    if body.is_empty() || body.chars().count() > MAX_BODY_CHARS {
+        return Err(ApiError::unprocessable(
+            "invalid_template",
+            "a template body has 1 to 1600 characters",
+        ));
+    }
+    variables(body).map_err(|e| ApiError::unprocessable("invalid_template", e.to_string()))?;
+    Ok(())
+}
+
+fn name_taken(e: DbError) -> ApiError {
+    if e.is_unique_violation() {
+        ApiError::conflict("template_exists", "a template with this name exists")
+    } else {
+        e.into()
+    }
+}
+
+async fn create(
+    State(app): State<App>,
+    auth: Auth,
+    JsonBody(req): JsonBody<NewTemplate>,
+) -> ApiResult<(StatusCode, Json<Template>)> {
+    check(&req.name, &req.body)?;
+    let id = new_id("tpl");
+    let now = now_ms();
+    sqlx::query("INSERT INTO templates (id, tenant_id, name, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+        .bind(&id)
+        .bind(&auth.tenant.id)
+        .bind(req.name.trim())
+        .bind(&req.body)
+        .bind(now)
+        .execute(app.db().pool())
+        .await
+        .map_err(|e| name_taken(e.into()))?;
+    let t = find(app.db(), &auth.tenant.id, &id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+async fn fetch(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Template>> {
+    find(app.db(), &auth.tenant.id, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("template"))
+}
+
+async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
+    let rows = sqlx::query("SELECT id, name, body, created_at, updated_at FROM templates WHERE tenant_id = $1 ORDER BY name")
+        .bind(&auth.tenant.id)
+        .fetch_all(app.db().pool())
+        .await
+        .map_err(DbError::from)?;
+    let data: Vec<Template> = rows.iter().map(template).collect();
+    Ok(Json(json!({ "data": data, "next_cursor": null })))
+}
+
+async fn update(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<PatchTemplate>,
+) -> ApiResult<Json<Template>> {
+    let t = find(app.db(), &auth.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("template"))?;
+    let name = req.name.unwrap_or(t.name);
+    let body = req.body.unwrap_or(t.body);
+    check(&name, &body)?;
+    sqlx::query("UPDATE templates SET name = $1, body = $2, updated_at = $3 WHERE id = $4 AND tenant_id = $5")
+        .bind(name.trim())
+        .bind(&body)
+        .bind(now_ms())
+        .bind(&t.id)
+        .bind(&auth.tenant.id)
+        .execute(app.db().pool())
+        .await
+        .map_err(|e| name_taken(e.into()))?;
+    fetch(State(app), auth, Path(t.id)).await
+}
+
+async fn remove(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let t = find(app.db(), &auth.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("template"))?;
+    sqlx::query("DELETE FROM templates WHERE id = $1 AND tenant_id = $2")
+        .bind(&t.id)
+        .bind(&auth.tenant.id)
+        .execute(app.db().pool())
+        .await
+        .map_err(DbError::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Preview {
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+}
+
+/// Renders a template without sending: the text, its encoding, segments and price estimate.
+async fn preview(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<Preview>,
+) -> ApiResult<Json<Value>> {
+    let t = find(app.db(), &auth.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("template"))?;
+    let body = render(&t.body, &req.variables)
+        .map_err(|e| ApiError::unprocessable("missing_variable", e.to_string()))?;
+    let (seg, price) = cost(&body, 0);
+    Ok(Json(json!({
+        "body": body,
+        "encoding": seg.encoding.as_str(),
+        "segments": seg.count,
+        "price_estimate": price,
+        "price_currency": "USD",
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn renders_and_reports_missing() {
+        let t = "Hi {name}, your code is {code}. {{literal}}";
+        assert_eq!(
+            render(t, &vars(&[("name", "Ana"), ("code", "42")])).unwrap(),
+            "Hi Ana, your code is 42. {literal}"
+        );
+        assert_eq!(
+            render(t, &vars(&[("name", "Ana")])),
+            Err(RenderError::Missing("code".into()))
+        );
+        assert_eq!(variables(t).unwrap(), ["name", "code"]);
+        assert_eq!(render("{oops", &vars(&[])), Err(RenderError::Unclosed(0)));
+        assert_eq!(render("{}", &vars(&[])), Err(RenderError::BadName(0)));
+        assert_eq!(render("é {x}", &vars(&[("x", "<&>")])).unwrap(), "é <&>");
+    }
+}

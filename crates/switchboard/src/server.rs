@@ -1,0 +1,372 @@
+//! Starting the product: `serve` (production, configured from the environment) and `dev`
+//! (embedded defaults: SQLite, local media and the Twilio twin mounted at `/sim`).
+
+use crate::config::{config_error, parse_public_url, Config, ConfigError, Role, WorkerSettings};
+use crate::crypto::MasterKey;
+use crate::db::Db;
+use crate::storage::Storage;
+use crate::tenants::store as tenants;
+use crate::App;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use tokio::net::TcpListener;
+use twilio::BaseUrl;
+
+/// The tenant a single-tenant deployment configures through the environment.
+#[derive(Clone)]
+pub struct DefaultTenant {
+    pub name: String,
+    pub api_key: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    pub numbers: Vec<String>,
+    pub segments_per_second: Option<f64>,
+}
+
+impl std::fmt::Debug for DefaultTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DefaultTenant")
+            .field("name", &self.name)
+            .field("account_sid", &self.account_sid)
+            .field("numbers", &self.numbers)
+            .finish_non_exhaustive()
+    }
+}
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Reads `serve`'s configuration from the environment, naming the key that is wrong.
+pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), ConfigError> {
+    let database_url = env("DATABASE_URL")
+        .ok_or_else(|| config_error("DATABASE_URL", "required (sqlite:PATH or postgres://…)"))?;
+    let public_url = parse_public_url(
+        "SWITCHBOARD_PUBLIC_URL",
+        &env("SWITCHBOARD_PUBLIC_URL").ok_or_else(|| {
+            config_error(
+                "SWITCHBOARD_PUBLIC_URL",
+                "required: the URL Twilio reaches this server at",
+            )
+        })?,
+    )?;
+    let master_key = MasterKey::parse(&env("SWITCHBOARD_MASTER_KEY").ok_or_else(|| {
+        config_error(
+            "SWITCHBOARD_MASTER_KEY",
+            "required: 32 bytes as 64 hex digits or base64",
+        )
+    })?)
+    .map_err(|e| config_error("SWITCHBOARD_MASTER_KEY", e.to_string()))?;
+    let twilio_base =
+        BaseUrl::new(env("SWITCHBOARD_TWILIO_BASE").unwrap_or_else(|| BaseUrl::TWILIO.to_string()))
+            .map_err(|e| config_error("SWITCHBOARD_TWILIO_BASE", e.to_string()))?;
+    let storage =
+        env("SWITCHBOARD_STORAGE_URL").unwrap_or_else(|| "file://./switchboard-media".into());
+    let storage_dir = match storage.strip_prefix("file://") {
+        Some(p) => PathBuf::from(p),
+        None if !storage.contains("://") => PathBuf::from(&storage),
+        None => {
+            return Err(config_error(
+                "SWITCHBOARD_STORAGE_URL",
+                "only file:// storage is supported by this build",
+            ))
+        }
+    };
+    let default_sps = match env("SWITCHBOARD_DEFAULT_SEGMENTS_PER_SECOND") {
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|r| (0.01..=1000.0).contains(r))
+            .ok_or_else(|| {
+                config_error(
+                    "SWITCHBOARD_DEFAULT_SEGMENTS_PER_SECOND",
+                    "a number from 0.01 to 1000",
+                )
+            })?,
+        None => crate::tenants::DEFAULT_SEGMENTS_PER_SECOND,
+    };
+    let config = Config {
+        database_url,
+        public_url,
+        master_key,
+        twilio_base,
+        storage_dir,
+        default_region: env("SWITCHBOARD_DEFAULT_REGION").unwrap_or_else(|| "US".into()),
+        role,
+        workers: WorkerSettings::default(),
+        default_segments_per_second: default_sps,
+        max_media_bytes: 20 * 1024 * 1024,
+    };
+    let default_tenant = match (env("TWILIO_ACCOUNT_SID"), env("TWILIO_AUTH_TOKEN")) {
+        (Some(sid), Some(token)) => {
+            let api_key = env("SWITCHBOARD_API_KEY").ok_or_else(|| {
+                config_error(
+                    "SWITCHBOARD_API_KEY",
+                    "required with TWILIO_ACCOUNT_SID: the key apps use",
+                )
+            })?;
+            if api_key.len() < 16 {
+                return Err(config_error(
+                    "SWITCHBOARD_API_KEY",
+                    "use at least 16 characters",
+                ));
+            }
+            if !twilio::sid::is_sid(&sid, "AC") {
+                return Err(config_error(
+                    "TWILIO_ACCOUNT_SID",
+                    "AC followed by 32 hex digits",
+                ));
+            }
+            Some(DefaultTenant {
+                name: "default".into(),
+                api_key,
+                account_sid: sid,
+                auth_token: token,
+                numbers: env("TWILIO_PHONE_NUMBER")
+                    .map(|v| {
+                        v.split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                segments_per_second: None,
+            })
+        }
+        (Some(_), None) => {
+            return Err(config_error(
+                "TWILIO_AUTH_TOKEN",
+                "required with TWILIO_ACCOUNT_SID",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(config_error(
+                "TWILIO_ACCOUNT_SID",
+                "required with TWILIO_AUTH_TOKEN",
+            ))
+        }
+        (None, None) => None,
+    };
+    Ok((config, default_tenant))
+}
+
+/// Connects, migrates and builds the application.
+pub async fn build(config: Config) -> Result<App, String> {
+    let db = Db::connect(&config.database_url)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    db.migrate().await.map_err(|e| format!("migration: {e}"))?;
+    let storage = Storage::local(&config.storage_dir)
+        .map_err(|e| format!("storage {}: {e}", config.storage_dir.display()))?;
+    App::new(db, config, storage)
+}
+
+/// Makes sure the environment's tenant exists with its key, credentials and numbers, and
+/// points the numbers' webhooks here. Twilio being unreachable is logged, not fatal.
+pub async fn ensure_tenant(app: &App, t: &DefaultTenant) -> Result<String, String> {
+    let db = app.db();
+    let tenant = match tenants::find_tenant_by_name(db, &t.name)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(existing) => {
+            if tenants::tenant_for_key(db, &t.api_key)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|x| x.id)
+                != Some(existing.id.clone())
+            {
+                tenants::add_api_key(db, &existing.id, Some(&t.api_key))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            existing
+        }
+        None => {
+            tenants::create_tenant(db, &t.name, &app.config().default_region, Some(&t.api_key))
+                .await
+                .map_err(|e| e.to_string())?
+                .0
+        }
+    };
+    tenants::set_twilio(
+        db,
+        &app.config().master_key,
+        &tenant.id,
+        &t.account_sid,
+        &t.auth_token,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let client = app.twilio(&tenant.id).await.map_err(|e| e.message)?;
+    for raw in &t.numbers {
+        let phone = crate::phone::E164::parse(raw, &app.config().default_region)
+            .map_err(|e| format!("TWILIO_PHONE_NUMBER: {e}"))?;
+        let sid = match crate::numbers::point_webhooks(app, &client, phone.as_str()).await {
+            Ok(sid) => Some(sid),
+            Err(e) => {
+                tracing::warn!(number = %phone, error = %e, "could not point the number's webhooks here");
+                None
+            }
+        };
+        let rate = t
+            .segments_per_second
+            .unwrap_or(app.config().default_segments_per_second);
+        match tenants::number_by_phone(db, phone.as_str())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(n) if n.tenant_id == tenant.id => {
+                tenants::update_number(
+                    db,
+                    &tenant.id,
+                    &n.id,
+                    t.segments_per_second,
+                    None,
+                    sid.as_deref(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            }
+            Some(_) => return Err(format!("{phone} belongs to another tenant")),
+            None => {
+                tenants::add_number(db, &tenant.id, phone.as_str(), rate, sid.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(tenant.id)
+}
+
+/// `switchboard serve`.
+pub async fn serve(
+    listener: Option<TcpListener>,
+    config: Config,
+    default_tenant: Option<DefaultTenant>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let app = build(config).await?;
+    if let Some(t) = &default_tenant {
+        ensure_tenant(&app, t).await?;
+    }
+    app.run(listener, None, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// What `dev` set up, for printing (and for tests).
+#[derive(Debug, Clone)]
+pub struct DevInfo {
+    pub url: String,
+    pub api_key: String,
+    pub numbers: Vec<String>,
+    pub twilio_account_sid: String,
+    pub data_dir: PathBuf,
+}
+
+pub const DEV_NUMBERS: [&str; 3] = ["+14155550100", "+14155550101", "+14155550102"];
+
+fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        _ => {
+            let v = make();
+            std::fs::write(path, &v)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// `switchboard dev`: everything on embedded defaults in `data_dir`, the twin at `/sim`.
+pub async fn dev(
+    listener: TcpListener,
+    data_dir: PathBuf,
+    api_key: Option<String>,
+    on_ready: impl FnOnce(&DevInfo),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("--data-dir {}: {e}", data_dir.display()))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = format!("http://{addr}");
+    let master = read_or_create(&data_dir.join("master.key"), || {
+        MasterKey::generate().to_hex()
+    })
+    .map_err(|e| e.to_string())?;
+    let api_key = match api_key {
+        Some(k) if k.len() < 16 => return Err("--api-key: use at least 16 characters".into()),
+        Some(k) => {
+            std::fs::write(data_dir.join("dev-api-key"), &k).map_err(|e| e.to_string())?;
+            k
+        }
+        None => read_or_create(&data_dir.join("dev-api-key"), crate::crypto::new_api_key)
+            .map_err(|e| e.to_string())?,
+    };
+    let sim = sim::Sim::new(format!("{url}/sim"));
+    sim.set_delays(sim::Delays {
+        sending_ms: 300,
+        sent_ms: 500,
+        delivered_ms: 800,
+    });
+    let (account_sid, auth_token) = sim.create_account(None, None).map_err(|e| e.0.message)?;
+    for n in DEV_NUMBERS {
+        sim.add_number(&account_sid, n, &Default::default())
+            .map_err(|e| e.0.message)?;
+    }
+    let config = Config {
+        database_url: format!("sqlite:{}", data_dir.join("switchboard.db").display()),
+        public_url: url.clone(),
+        master_key: MasterKey::parse(&master)
+            .map_err(|e| format!("{}: {e}", data_dir.join("master.key").display()))?,
+        twilio_base: BaseUrl::new(sim.twilio_base()).map_err(|e| e.to_string())?,
+        storage_dir: data_dir.join("media"),
+        default_region: "US".into(),
+        role: Role::All,
+        workers: WorkerSettings::default(),
+        default_segments_per_second: 10.0,
+        max_media_bytes: 20 * 1024 * 1024,
+    };
+    let app = build(config).await?;
+    let extra = axum::Router::new().nest("/sim", sim.router());
+    // The server must answer the twin's API before the numbers can be configured through it.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(app.clone().run(Some(listener), Some(extra), async move {
+        let _ = ready_rx.await;
+    }));
+    let tenant = DefaultTenant {
+        name: "dev".into(),
+        api_key: api_key.clone(),
+        account_sid: account_sid.clone(),
+        auth_token,
+        numbers: DEV_NUMBERS.iter().map(|s| s.to_string()).collect(),
+        segments_per_second: Some(10.0),
+    };
+    let setup = ensure_tenant(&app, &tenant).await;
+    if let Err(e) = setup {
+        let _ = ready_tx.send(());
+        let _ = runner.await;
+        return Err(e);
+    }
+    on_ready(&DevInfo {
+        url,
+        api_key,
+        numbers: tenant.numbers.clone(),
+        twilio_account_sid: account_sid,
+        data_dir,
+    });
+    shutdown.await;
+    let _ = ready_tx.send(());
+    runner
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}

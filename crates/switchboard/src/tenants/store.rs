@@ -1,0 +1,280 @@
+//! SQL for tenants, API keys and numbers.
+
+use super::{Number, Tenant, TwilioAccount};
+use crate::crypto::{hash_api_key, new_api_key, MasterKey};
+use crate::db::{now_ms, opt_str, Db, DbResult, Row};
+use crate::ids::new_id;
+use sqlx::any::AnyRow;
+
+fn tenant(r: &AnyRow) -> Tenant {
+    Tenant {
+        id: r.get("id"),
+        name: r.get("name"),
+        account_sid: opt_str(r, "account_sid"),
+        default_region: r.get("default_region"),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn number(r: &AnyRow) -> Number {
+    Number {
+        id: r.get("id"),
+        tenant_id: r.get("tenant_id"),
+        phone_number: r.get("phone_number"),
+        twilio_sid: opt_str(r, "twilio_sid"),
+        segments_per_second: r.get("segments_per_second"),
+        auto_reply: opt_str(r, "auto_reply"),
+        created_at: r.get("created_at"),
+    }
+}
+
+const NUMBER_COLS: &str =
+    "id, tenant_id, phone_number, twilio_sid, segments_per_second, auto_reply, created_at";
+
+/// Creates a tenant and its first API key (`api_key` if given, else a new one). Returns the key
+/// in clear: the only time it is seen.
+pub async fn create_tenant(
+    db: &Db,
+    name: &str,
+    region: &str,
+    api_key: Option<&str>,
+) -> DbResult<(Tenant, String)> {
+    let mut tx = db.begin().await?;
+    let t = Tenant {
+        id: new_id("ten"),
+        name: name.to_string(),
+        account_sid: None,
+        default_region: region.to_string(),
+        created_at: now_ms(),
+    };
+    sqlx::query(
+        "INSERT INTO tenants (id, name, default_region, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&t.id)
+    .bind(&t.name)
+    .bind(&t.default_region)
+    .bind(t.created_at)
+    .execute(&mut *tx)
+    .await?;
+    let key = api_key.map(str::to_string).unwrap_or_else(new_api_key);
+    insert_key(&mut tx, &t.id, &key).await?;
+    tx.commit().await?;
+    Ok((t, key))
+}
+
+async fn insert_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant_id: &str,
+    key: &str,
+) -> DbResult<()> {
+    sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(new_id("key"))
+        .bind(tenant_id)
+        .bind(hash_api_key(key))
+        .bind(key.chars().take(7).collect::<String>())
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn add_api_key(db: &Db, tenant_id: &str, key: Option<&str>) -> DbResult<String> {
+    let key = key.map(str::to_string).unwrap_or_else(new_api_key);
+    let mut tx = db.begin().await?;
+    insert_key(&mut tx, tenant_id, &key).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+/// The tenant an API key acts for.
+pub async fn tenant_for_key(db: &Db, key: &str) -> DbResult<Option<Tenant>> {
+    let row = sqlx::query(
+        "SELECT t.id, t.name, t.account_sid, t.default_region, t.created_at FROM api_keys k \
+         JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+    )
+    .bind(hash_api_key(key))
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.as_ref().map(tenant))
+}
+
+pub async fn get_tenant(db: &Db, id: &str) -> DbResult<Option<Tenant>> {
+    let row = sqlx::query(
+        "SELECT id, name, account_sid, default_region, created_at FROM tenants WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.as_ref().map(tenant))
+}
+
+pub async fn find_tenant_by_name(db: &Db, name: &str) -> DbResult<Option<Tenant>> {
+    let row = sqlx::query("SELECT id, name, account_sid, default_region, created_at FROM tenants WHERE name = $1 ORDER BY created_at LIMIT 1")
+        .bind(name)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.as_ref().map(tenant))
+}
+
+/// Attaches Twilio credentials; the auth token is sealed with the master key.
+pub async fn set_twilio(
+    db: &Db,
+    key: &MasterKey,
+    tenant_id: &str,
+    account_sid: &str,
+    auth_token: &str,
+) -> DbResult<()> {
+    sqlx::query("UPDATE tenants SET account_sid = $1, auth_token_enc = $2 WHERE id = $3")
+        .bind(account_sid)
+        .bind(key.seal(auth_token))
+        .bind(tenant_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// The tenant's Twilio credentials, opened. None when not attached or not readable.
+pub async fn twilio_account(
+    db: &Db,
+    key: &MasterKey,
+    tenant_id: &str,
+) -> DbResult<Option<TwilioAccount>> {
+    let row = sqlx::query("SELECT account_sid, auth_token_enc FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (Some(sid), Some(sealed)) = (
+        opt_str(&row, "account_sid"),
+        opt_str(&row, "auth_token_enc"),
+    ) else {
+        return Ok(None);
+    };
+    match key.open(&sealed) {
+        Ok(token) => Ok(Some(TwilioAccount {
+            account_sid: sid,
+            auth_token: token,
+        })),
+        Err(e) => {
+            tracing::error!(tenant_id, error = %e, "cannot open the tenant's Twilio auth token");
+            Ok(None)
+        }
+    }
+}
+
+pub async fn add_number(
+    db: &Db,
+    tenant_id: &str,
+    phone: &str,
+    sps: f64,
+    twilio_sid: Option<&str>,
+) -> DbResult<Number> {
+    let n = Number {
+        id: new_id("num"),
+        tenant_id: tenant_id.to_string(),
+        phone_number: phone.to_string(),
+        twilio_sid: twilio_sid.map(str::to_string),
+        segments_per_second: sps,
+        auto_reply: None,
+        created_at: now_ms(),
+    };
+    sqlx::query(
+        "INSERT INTO numbers (id, tenant_id, phone_number, twilio_sid, segments_per_second, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&n.id)
+    .bind(&n.tenant_id)
+    .bind(&n.phone_number)
+    .bind(&n.twilio_sid)
+    .bind(n.segments_per_second)
+    .bind(n.created_at)
+    .execute(db.pool())
+    .await?;
+    Ok(n)
+}
+
+pub async fn update_number(
+    db: &Db,
+    tenant_id: &str,
+    id: &str,
+    sps: Option<f64>,
+    auto_reply: Option<Option<&str>>,
+    twilio_sid: Option<&str>,
+) -> DbResult<Option<Number>> {
+    let Some(current) = get_number(db, tenant_id, id).await? else {
+        return Ok(None);
+    };
+    let sps = sps.unwrap_or(current.segments_per_second);
+    let auto_reply = match auto_reply {
+        Some(v) => v.map(str::to_string),
+        None => current.auto_reply.clone(),
+    };
+    let sid = twilio_sid
+        .map(str::to_string)
+        .or(current.twilio_sid.clone());
+    sqlx::query("UPDATE numbers SET segments_per_second = $1, auto_reply = $2, twilio_sid = $3 WHERE id = $4 AND tenant_id = $5")
+        .bind(sps)
+        .bind(&auto_reply)
+        .bind(&sid)
+        .bind(id)
+        .bind(tenant_id)
+        .execute(db.pool())
+        .await?;
+    get_number(db, tenant_id, id).await
+}
+
+pub async fn get_number(db: &Db, tenant_id: &str, id: &str) -> DbResult<Option<Number>> {
+    let row = sqlx::query(&format!(
+        "SELECT {NUMBER_COLS} FROM numbers WHERE id = $1 AND tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.as_ref().map(number))
+}
+
+/// A number by its E.164 value, whichever tenant owns it (for webhooks).
+pub async fn number_by_phone(db: &Db, phone: &str) -> DbResult<Option<Number>> {
+    let row = sqlx::query(&format!(
+        "SELECT {NUMBER_COLS} FROM numbers WHERE phone_number = $1"
+    ))
+    .bind(phone)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.as_ref().map(number))
+}
+
+pub async fn tenant_number_by_phone(
+    db: &Db,
+    tenant_id: &str,
+    phone: &str,
+) -> DbResult<Option<Number>> {
+    let row = sqlx::query(&format!(
+        "SELECT {NUMBER_COLS} FROM numbers WHERE phone_number = $1 AND tenant_id = $2"
+    ))
+    .bind(phone)
+    .bind(tenant_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.as_ref().map(number))
+}
+
+pub async fn list_numbers(db: &Db, tenant_id: &str) -> DbResult<Vec<Number>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {NUMBER_COLS} FROM numbers WHERE tenant_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(tenant_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().map(number).collect())
+}
+
+/// Every number of every tenant (for pointing webhooks at ourselves at start).
+pub async fn all_numbers(db: &Db) -> DbResult<Vec<Number>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {NUMBER_COLS} FROM numbers ORDER BY created_at, id"
+    ))
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().map(number).collect())
+}

@@ -1,0 +1,86 @@
+//! Background work loops: the message dispatcher and the media downloader. Each loop works
+//! while there is work, then sleeps until woken or its poll interval passes.
+
+use crate::App;
+use rand::Rng;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Exponential backoff with full jitter: a random wait up to base·2^attempt, at most 5 minutes.
+pub fn backoff(base: Duration, attempt: i64) -> Duration {
+    let cap = Duration::from_secs(300);
+    let exp = base
+        .saturating_mul(1u32 << attempt.clamp(0, 16) as u32)
+        .min(cap);
+    let ms = exp.as_millis().max(1) as u64;
+    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+}
+
+pub fn spawn(app: App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    vec![
+        spawn_loop("dispatcher", app.clone(), stop.clone(), |a| {
+            Box::pin(async move { crate::messaging::dispatch::work(&a).await })
+        }),
+        spawn_loop("media", app, stop, |a| {
+            Box::pin(async move { crate::messaging::media::work(&a).await })
+        }),
+    ]
+}
+
+type Step = fn(
+    App,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = crate::db::DbResult<usize>> + Send>,
+>;
+
+fn spawn_loop(
+    name: &'static str,
+    app: App,
+    mut stop: watch::Receiver<bool>,
+    step: Step,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let poll = app.config().workers.poll;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let busy = match step(app.clone()).await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::error!(worker = name, error = %e, "worker step failed");
+                    false
+                }
+            };
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = app.wait_for_work() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(100);
+        for attempt in 0..30 {
+            let d = backoff(base, attempt);
+            assert!(d <= Duration::from_secs(300));
+            assert!(
+                d >= base
+                    .saturating_mul(1u32 << attempt.min(16) as u32)
+                    .min(Duration::from_secs(300))
+                    / 2
+            );
+        }
+    }
+}
