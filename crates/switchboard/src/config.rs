@@ -67,6 +67,8 @@ pub struct Config {
     pub default_segments_per_second: f64,
     /// Largest media file kept.
     pub max_media_bytes: usize,
+    /// How long a request to Twilio may take before its outcome is treated as unknown.
+    pub twilio_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -99,6 +99,7 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
         workers: WorkerSettings::default(),
         default_segments_per_second: default_sps,
         max_media_bytes: 20 * 1024 * 1024,
+        twilio_timeout: std::time::Duration::from_secs(15),
     };
     let default_tenant = match (env("TWILIO_ACCOUNT_SID"), env("TWILIO_AUTH_TOKEN")) {
         (Some(sid), Some(token)) => {
@@ -334,6 +335,7 @@ pub async fn dev(
         workers: WorkerSettings::default(),
         default_segments_per_second: 10.0,
         max_media_bytes: 20 * 1024 * 1024,
+        twilio_timeout: std::time::Duration::from_secs(15),
     };
     let app = build(config).await?;
     let extra = axum::Router::new().nest("/sim", sim.router());
