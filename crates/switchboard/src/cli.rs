@@ -5,6 +5,14 @@ use crate::{server, signature_check, sim_server};
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 
+/// Prints a line, ignoring a closed stdout (a reader that went away must not stop the server).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "switchboard",
@@ -151,7 +159,10 @@ pub async fn run(cli: Cli) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn shutdown_signal() {
@@ -195,12 +206,12 @@ async fn run_sim(args: SimArgs) -> ExitCode {
         args.auth_token,
         &numbers,
         |seed| {
-            println!("Twilio twin listening on {}", seed.base_url);
-            println!("  account SID:  {}", seed.account_sid);
-            println!("  auth token:   {}", seed.auth_token);
-            println!("  numbers:      {}", seed.numbers.join(", "));
-            println!("  Twilio base:  {}/{{product}}   (api.twilio.com -> {}/api)", seed.base_url, seed.base_url);
-            println!("  a handset texts a number:  curl -X POST {}/control/sms -H 'Content-Type: application/json' -d '{{\"from\":\"+14155550199\",\"to\":\"{}\",\"body\":\"hello\"}}'", seed.base_url, seed.numbers[0]);
+            out!("Twilio twin listening on {}", seed.base_url);
+            out!("  account SID:  {}", seed.account_sid);
+            out!("  auth token:   {}", seed.auth_token);
+            out!("  numbers:      {}", seed.numbers.join(", "));
+            out!("  Twilio base:  {}/{{product}}   (api.twilio.com -> {}/api)", seed.base_url, seed.base_url);
+            out!("  a handset texts a number:  curl -X POST {}/control/sms -H 'Content-Type: application/json' -d '{{\"from\":\"+14155550199\",\"to\":\"{}\",\"body\":\"hello\"}}'", seed.base_url, seed.numbers[0]);
         },
         shutdown_signal(),
     )
@@ -263,20 +274,20 @@ async fn run_dev(args: DevArgs) -> ExitCode {
         args.api_key,
         |info| {
             let to = "+14155550199";
-            println!();
-            println!("Switchboard is running at {}", info.url);
-            println!("  dashboard:     {}/", info.url);
-            println!("  API key:       {}", info.api_key);
-            println!("  your numbers:  {}", info.numbers.join(", "));
-            println!("  Twilio twin:   {}/sim (account {})", info.url, info.twilio_account_sid);
-            println!("  data:          {}", info.data_dir.display());
-            println!();
-            println!("Send a text:");
-            println!("  curl -s {}/v1/messages -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -d '{{\"to\":\"{to}\",\"body\":\"Hello from Switchboard\"}}'", info.url, info.api_key);
-            println!("See it delivered:");
-            println!("  curl -s {}/v1/messages -H 'Authorization: Bearer {}'", info.url, info.api_key);
-            println!("Text your number from a simulated phone:");
-            println!("  curl -s {}/sim/control/sms -H 'Content-Type: application/json' -d '{{\"from\":\"{to}\",\"to\":\"{}\",\"body\":\"Hi!\"}}'", info.url, info.numbers[0]);
+            out!();
+            out!("Switchboard is running at {}", info.url);
+            out!("  dashboard:     {}/", info.url);
+            out!("  API key:       {}", info.api_key);
+            out!("  your numbers:  {}", info.numbers.join(", "));
+            out!("  Twilio twin:   {}/sim (account {})", info.url, info.twilio_account_sid);
+            out!("  data:          {}", info.data_dir.display());
+            out!();
+            out!("Send a text:");
+            out!("  curl -s {}/v1/messages -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -d '{{\"to\":\"{to}\",\"body\":\"Hello from Switchboard\"}}'", info.url, info.api_key);
+            out!("See it delivered:");
+            out!("  curl -s {}/v1/messages -H 'Authorization: Bearer {}'", info.url, info.api_key);
+            out!("Text your number from a simulated phone:");
+            out!("  curl -s {}/sim/control/sms -H 'Content-Type: application/json' -d '{{\"from\":\"{to}\",\"to\":\"{}\",\"body\":\"Hi!\"}}'", info.url, info.numbers[0]);
         },
         shutdown_signal(),
     )
@@ -326,7 +337,7 @@ async fn run_migrate() -> ExitCode {
     match crate::db::Db::connect(&url).await {
         Ok(db) => match db.migrate().await {
             Ok(()) => {
-                println!("migrated");
+                out!("migrated");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),
@@ -357,8 +368,8 @@ async fn run_tenant(cmd: TenantCommand) -> ExitCode {
                 let (t, key) = tenants::create_tenant(db, &name, &region.to_uppercase(), None)
                     .await
                     .map_err(|e| e.to_string())?;
-                println!("tenant:  {}", t.id);
-                println!("API key: {key}   (shown once: keep it now)");
+                out!("tenant:  {}", t.id);
+                out!("API key: {key}   (shown once: keep it now)");
             }
             TenantCommand::Twilio {
                 tenant_id,
@@ -381,7 +392,7 @@ async fn run_tenant(cmd: TenantCommand) -> ExitCode {
                 )
                 .await
                 .map_err(|e| e.to_string())?;
-                println!("Twilio account {account_sid} attached to {tenant_id}");
+                out!("Twilio account {account_sid} attached to {tenant_id}");
             }
             TenantCommand::AddNumber {
                 tenant_id,
@@ -400,7 +411,7 @@ async fn run_tenant(cmd: TenantCommand) -> ExitCode {
                 let n = tenants::add_number(db, &t.id, phone.as_str(), rate, Some(&sid))
                     .await
                     .map_err(|e| e.to_string())?;
-                println!(
+                out!(
                     "number {} ({}) attached; its webhooks point at {}",
                     n.id,
                     n.phone_number,

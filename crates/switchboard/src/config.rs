@@ -27,8 +27,6 @@ impl Role {
 pub struct WorkerSettings {
     /// How often idle workers look for due work (they are also woken on new work).
     pub poll: Duration,
-    /// How long a claimed message may stay `submitting` before it is reconciled with Twilio.
-    pub lease: Duration,
     /// Sends are given up (failed) after this many attempts.
     pub max_attempts: i64,
     /// Base of the exponential retry backoff.
@@ -43,7 +41,6 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
             poll: Duration::from_millis(250),
-            lease: Duration::from_secs(30),
             max_attempts: 8,
             backoff_base: Duration::from_millis(500),
             default_validity: Duration::from_secs(4 * 3600),
@@ -76,6 +73,15 @@ pub struct Config {
 pub struct ConfigError {
     pub key: &'static str,
     pub message: String,
+}
+
+impl Config {
+    /// How long a claimed message may stay `submitting` before it is reconciled with Twilio.
+    /// Longer than any Twilio call can take, so a live call is never reconciled (and possibly
+    /// sent again) under the feet of the worker that made it.
+    pub fn submit_lease(&self) -> Duration {
+        self.twilio_timeout * 2 + Duration::from_secs(1)
+    }
 }
 
 pub fn config_error(key: &'static str, message: impl Into<String>) -> ConfigError {

@@ -88,6 +88,20 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
             })?,
         None => crate::tenants::DEFAULT_SEGMENTS_PER_SECOND,
     };
+    let twilio_timeout = match env("SWITCHBOARD_TWILIO_TIMEOUT_SECS") {
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=60).contains(s))
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                config_error(
+                    "SWITCHBOARD_TWILIO_TIMEOUT_SECS",
+                    "whole seconds from 1 to 60",
+                )
+            })?,
+        None => std::time::Duration::from_secs(15),
+    };
     let config = Config {
         database_url,
         public_url,
@@ -99,7 +113,7 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
         workers: WorkerSettings::default(),
         default_segments_per_second: default_sps,
         max_media_bytes: 20 * 1024 * 1024,
-        twilio_timeout: std::time::Duration::from_secs(15),
+        twilio_timeout,
     };
     let default_tenant = match (env("TWILIO_ACCOUNT_SID"), env("TWILIO_AUTH_TOKEN")) {
         (Some(sid), Some(token)) => {

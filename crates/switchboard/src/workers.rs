@@ -1,6 +1,7 @@
 //! Background work loops: the message dispatcher and the media downloader. Each loop works
 //! while there is work, then sleeps until woken or its poll interval passes.
 
+use crate::messaging::dispatch::Round;
 use crate::App;
 use rand::Rng;
 use std::time::Duration;
@@ -31,7 +32,7 @@ pub fn spawn(app: App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
 type Step = fn(
     App,
 ) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = crate::db::DbResult<usize>> + Send>,
+    Box<dyn std::future::Future<Output = crate::db::DbResult<Round>> + Send>,
 >;
 
 fn spawn_loop(
@@ -46,20 +47,26 @@ fn spawn_loop(
             if *stop.borrow() {
                 return;
             }
-            let busy = match step(app.clone()).await {
-                Ok(n) => n > 0,
+            let round = match step(app.clone()).await {
+                Ok(r) => r,
                 Err(e) => {
                     tracing::error!(worker = name, error = %e, "worker step failed");
-                    false
+                    Round::default()
                 }
             };
-            if busy {
+            if round.moved > 0 {
                 continue;
             }
+            // Sleep until woken, the next known due time, or the poll interval.
+            let until_due = round
+                .wake_at
+                .map(|at| Duration::from_millis((at - crate::db::now_ms()).max(1) as u64))
+                .unwrap_or(poll)
+                .min(poll);
             tokio::select! {
                 _ = stop.changed() => {}
                 _ = app.wait_for_work() => {}
-                _ = tokio::time::sleep(poll) => {}
+                _ = tokio::time::sleep(until_due) => {}
             }
         }
     })

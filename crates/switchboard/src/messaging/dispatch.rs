@@ -9,41 +9,109 @@ use crate::db::{now_ms, DbResult};
 use crate::App;
 use twilio::rest::{CreateMessage, ListMessages};
 
-/// Sends what is due. Returns how many messages it moved.
-pub async fn work(app: &App) -> DbResult<usize> {
-    let mut moved = reconcile_stale(app).await?;
+/// What one round of work did: how many items moved, and when something not yet due will be.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Round {
+    pub moved: usize,
+    pub wake_at: Option<i64>,
+}
+
+/// Twilio calls in flight at once per process.
+const MAX_IN_FLIGHT: usize = 16;
+/// How far ahead a sender's slots may be booked: messages whose slot starts within this wait
+/// for it in flight, so a fast sender is not held to one message per round trip.
+const SLOT_HORIZON_MS: i64 = 1000;
+
+/// Sends what is due: database steps one at a time, Twilio calls side by side.
+pub async fn work(app: &App) -> DbResult<Round> {
+    let mut round = Round {
+        moved: reconcile_stale(app).await?,
+        wake_at: None,
+    };
     let now = now_ms();
     // Senders found busy in this round: their other messages wait for the next one.
     let mut busy = std::collections::HashSet::new();
-    for m in store::due(app.db(), now, 32).await? {
+    let mut calls = tokio::task::JoinSet::new();
+    for m in store::due(app.db(), now, 64).await? {
+        if calls.len() >= MAX_IN_FLIGHT {
+            break;
+        }
         if m.view.number_id.as_ref().is_some_and(|n| busy.contains(n)) {
             continue;
         }
-        if dispatch_one(app, m, &mut busy).await? {
-            moved += 1;
+        match prepare(app, m, &mut busy).await? {
+            Prepared::Send(m, client, start_at) => {
+                let app = app.clone();
+                calls.spawn(async move {
+                    let wait = start_at - now_ms();
+                    if wait > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+                    }
+                    send(&app, *m, client).await
+                });
+            }
+            Prepared::Done => round.moved += 1,
+            Prepared::Later(at) => round.wake_at = Some(round.wake_at.map_or(at, |w| w.min(at))),
+            Prepared::Skip => {}
         }
     }
-    Ok(moved)
+    while let Some(r) = calls.join_next().await {
+        match r {
+            Ok(r) => r?,
+            Err(e) => tracing::error!(error = %e, "a dispatch task failed"),
+        }
+        round.moved += 1;
+    }
+    Ok(round)
 }
 
-async fn dispatch_one(
+enum Prepared {
+    /// Claimed and paced: call Twilio when the slot starts.
+    Send(Box<Stored>, twilio::Client, i64),
+    /// Finished without a call (failed before sending).
+    Done,
+    /// The sender is busy until then.
+    Later(i64),
+    /// Another worker has it.
+    Skip,
+}
+
+/// Claims a due message and takes its sender's send slot.
+async fn prepare(
     app: &App,
     m: Stored,
     busy: &mut std::collections::HashSet<String>,
-) -> DbResult<bool> {
-    let cfg = &app.config().workers;
+) -> DbResult<Prepared> {
     let now = now_ms();
+    // Pacing: the sender's next slot must be free; its segments then hold it for their time.
+    let mut slot = None;
+    if let Some(number_id) = &m.view.number_id {
+        let number = crate::tenants::store::get_number(app.db(), &m.tenant_id, number_id).await?;
+        let sps = number
+            .as_ref()
+            .map_or(app.config().default_segments_per_second, |n| {
+                n.segments_per_second
+            });
+        let free_at = store::slot_free_at(app.db(), number_id).await?;
+        if free_at > now + SLOT_HORIZON_MS {
+            busy.insert(number_id.clone());
+            return Ok(Prepared::Later(free_at - SLOT_HORIZON_MS));
+        }
+        slot = Some((
+            number_id.clone(),
+            ((m.view.segments.max(1) as f64) * 1000.0 / sps.max(0.001)).ceil() as i64,
+        ));
+    }
     if !store::claim(
         app.db(),
         &m.view.id,
         now,
-        now + cfg.lease.as_millis() as i64,
+        now + app.config().submit_lease().as_millis() as i64,
     )
     .await?
     {
-        return Ok(false); // another worker took it
+        return Ok(Prepared::Skip);
     }
-    let id = m.view.id.clone();
     if m.valid_until.is_some_and(|v| v < now) {
         fail(
             app,
@@ -52,20 +120,23 @@ async fn dispatch_one(
             "the validity period ended before the message could be sent",
         )
         .await?;
-        return Ok(true);
+        return Ok(Prepared::Done);
     }
-    // Pacing: the sender's next slot must be free; its segments then hold it for their time.
-    if let Some(number_id) = &m.view.number_id {
-        let sps = number_rate(app, &m.tenant_id, number_id).await?;
-        let cost_ms = ((m.view.segments.max(1) as f64) * 1000.0 / sps.max(0.001)).ceil() as i64;
-        if let Err(free_at) = store::reserve_slot(app.db(), number_id, now, cost_ms).await? {
-            busy.insert(number_id.clone());
-            store::requeue(app.db(), &id, free_at, true, None).await?;
-            return Ok(false);
+    let mut start_at = now;
+    if let Some((number_id, cost_ms)) = slot {
+        match store::reserve_slot(app.db(), &number_id, now, cost_ms, SLOT_HORIZON_MS).await? {
+            Ok(start) => start_at = start,
+            Err(free_at) => {
+                // Other replicas booked the sender's slots between our look and our claim.
+                busy.insert(number_id);
+                let due = free_at - SLOT_HORIZON_MS;
+                store::requeue(app.db(), &m.view.id, due, true, None).await?;
+                return Ok(Prepared::Later(due));
+            }
         }
     }
-    let client = match app.twilio(&m.tenant_id).await {
-        Ok(c) => c,
+    match app.twilio(&m.tenant_id).await {
+        Ok(client) => Ok(Prepared::Send(Box::new(m), client, start_at)),
         Err(_) => {
             fail(
                 app,
@@ -74,9 +145,15 @@ async fn dispatch_one(
                 "the tenant has no Twilio credentials",
             )
             .await?;
-            return Ok(true);
+            Ok(Prepared::Done)
         }
-    };
+    }
+}
+
+/// Calls Twilio for a claimed message and records the outcome.
+async fn send(app: &App, m: Stored, client: twilio::Client) -> DbResult<()> {
+    let cfg = &app.config().workers;
+    let id = m.view.id.clone();
     let req = CreateMessage {
         to: m.view.to.clone(),
         from: Some(m.view.from.clone()),
@@ -148,7 +225,7 @@ async fn dispatch_one(
             tx.commit().await?;
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 fn code_of(e: &twilio::Error) -> String {
@@ -159,15 +236,6 @@ fn code_of(e: &twilio::Error) -> String {
             None => "transport".into(),
         },
     }
-}
-
-async fn number_rate(app: &App, tenant_id: &str, number_id: &str) -> DbResult<f64> {
-    Ok(
-        crate::tenants::store::get_number(app.db(), tenant_id, number_id)
-            .await?
-            .map(|n| n.segments_per_second)
-            .unwrap_or(app.config().default_segments_per_second),
-    )
 }
 
 async fn expire_lease(app: &App, id: &str) -> DbResult<()> {
@@ -205,7 +273,6 @@ async fn fail_in(tx: &mut Tx, m: &Stored, code: &str, message: &str) -> DbResult
 /// matching message (same To, From and body, created after we began submitting, and not
 /// already linked to another of ours), link it; otherwise put the message back in the queue.
 async fn reconcile_stale(app: &App) -> DbResult<usize> {
-    let cfg = &app.config().workers;
     let now = now_ms();
     let mut moved = 0;
     for m in store::stale_submitting(app.db(), now, 16).await? {
@@ -213,7 +280,7 @@ async fn reconcile_stale(app: &App) -> DbResult<usize> {
             app.db(),
             &m.view.id,
             now,
-            now + cfg.lease.as_millis() as i64,
+            now + app.config().submit_lease().as_millis() as i64,
         )
         .await?
         {

@@ -92,8 +92,8 @@ struct Due {
     attempts: i64,
 }
 
-/// Downloads due media. Returns how many items it handled.
-pub async fn work(app: &App) -> DbResult<usize> {
+/// Downloads due media.
+pub async fn work(app: &App) -> DbResult<super::dispatch::Round> {
     let now = now_ms();
     let lease = now + 60_000;
     let rows = sqlx::query(
@@ -124,7 +124,10 @@ pub async fn work(app: &App) -> DbResult<usize> {
             handled += 1;
         }
     }
-    Ok(handled)
+    Ok(super::dispatch::Round {
+        moved: handled,
+        wake_at: None,
+    })
 }
 
 async fn download(app: &App, d: &Due) -> DbResult<()> {

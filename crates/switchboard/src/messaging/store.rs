@@ -545,31 +545,39 @@ pub async fn claim(db: &Db, id: &str, now: i64, lease_until: i64) -> DbResult<bo
     Ok(res.rows_affected() == 1)
 }
 
-/// Reserves the sender's next send slot if it is free now; `cost_ms` is the time its segments
-/// take at the number's rate. Shared by all replicas through the row.
+/// When the sender's next send slot is free.
+pub async fn slot_free_at(db: &Db, number_id: &str) -> DbResult<i64> {
+    let r = sqlx::query("SELECT next_slot_at FROM numbers WHERE id = $1")
+        .bind(number_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(r.map(|r| r.get::<i64, _>("next_slot_at")).unwrap_or(0))
+}
+
+/// Reserves the sender's next send slot, if it starts within `horizon_ms`; `cost_ms` is the
+/// time the message's segments take at the number's rate. Returns when the slot starts, or
+/// when the sender is next free. Shared by all replicas through the row.
 pub async fn reserve_slot(
     db: &Db,
     number_id: &str,
     now: i64,
     cost_ms: i64,
-) -> DbResult<Result<(), i64>> {
-    let res =
-        sqlx::query("UPDATE numbers SET next_slot_at = $1 WHERE id = $2 AND next_slot_at <= $3")
-            .bind(now + cost_ms)
-            .bind(number_id)
-            .bind(now)
-            .execute(db.pool())
-            .await?;
-    if res.rows_affected() == 1 {
-        return Ok(Ok(()));
+    horizon_ms: i64,
+) -> DbResult<Result<i64, i64>> {
+    let r = sqlx::query(
+        "UPDATE numbers SET next_slot_at = (CASE WHEN next_slot_at > $1 THEN next_slot_at ELSE $1 END) + $2 \
+         WHERE id = $3 AND next_slot_at <= $4 RETURNING next_slot_at",
+    )
+    .bind(now)
+    .bind(cost_ms)
+    .bind(number_id)
+    .bind(now + horizon_ms)
+    .fetch_optional(db.pool())
+    .await?;
+    match r {
+        Some(r) => Ok(Ok(r.get::<i64, _>("next_slot_at") - cost_ms)),
+        None => Ok(Err(slot_free_at(db, number_id).await?)),
     }
-    let r = sqlx::query("SELECT next_slot_at FROM numbers WHERE id = $1")
-        .bind(number_id)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(Err(r
-        .map(|r| r.get::<i64, _>("next_slot_at"))
-        .unwrap_or(now)))
 }
 
 /// Gives a claimed message back to the queue, due at `at`. `undo_attempt` when Twilio was not called.

@@ -161,13 +161,12 @@ pub fn test_config(
         role: Role::All,
         workers: WorkerSettings {
             poll: Duration::from_millis(20),
-            lease: Duration::from_secs(2),
             backoff_base: Duration::from_millis(50),
             ..Default::default()
         },
         default_segments_per_second: 100.0,
         max_media_bytes: 1 << 20,
-        twilio_timeout: Duration::from_secs(5),
+        twilio_timeout: Duration::from_secs(2),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: the real server over HTTP, on SQLite and on PostgreSQL, with the twin
 //! as Twilio.
 
+mod crash;
 mod harness;
 mod inbound;
 mod sending;

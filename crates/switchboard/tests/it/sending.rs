@@ -105,7 +105,6 @@ both!(rate_limits_are_retried);
 async fn timeouts_are_reconciled_not_resent(b: Backend) {
     let t = TestApp::start_with(b, |c| {
         c.twilio_timeout = std::time::Duration::from_millis(500);
-        c.workers.lease = std::time::Duration::from_millis(300);
     })
     .await;
     // The twin creates the message, then answers after the client gave up.

@@ -1,0 +1,232 @@
+//! Kill -9 in the middle of a burst: after a restart every message is delivered exactly once.
+//! The server and the twin run as separate processes, as in production.
+
+use crate::both;
+use crate::harness::{fresh_database, random_hex, tempfile_dir, Backend};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BURST: usize = 300;
+const SID: &str = "AC00000000000000000000000000c4a5e1";
+const TOKEN: &str = "crash-test-token";
+const NUMBER: &str = "+14155550100";
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_twin() -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "sim",
+            "--port",
+            "0",
+            "--account-sid",
+            SID,
+            "--auth-token",
+            TOKEN,
+            "--number",
+            NUMBER,
+        ])
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    std::thread::spawn(move || lines.for_each(drop));
+    let base = first
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches("/sim")
+        .to_string();
+    (Proc(child), base)
+}
+
+fn start_server(env: &[(String, String)], port: u16) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.args(["serve", "--port", &port.to_string(), "--host", "127.0.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc(cmd.spawn().unwrap())
+}
+
+async fn wait_healthy(http: &reqwest::Client, url: &str) {
+    for _ in 0..300 {
+        if http
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server at {url} never became healthy");
+}
+
+async fn delivered_bodies(http: &reqwest::Client, twin: &str) -> Vec<String> {
+    let v: Value = http
+        .get(format!("{twin}/sim/control/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] == "delivered")
+        .map(|m| m["body"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn kill_during_burst_loses_nothing_and_sends_nothing_twice(b: Backend) {
+    let (database_url, _dir) = fresh_database(b).await;
+    let (_twin, twin) = start_twin();
+    let http = reqwest::Client::new();
+    http.post(format!("{twin}/sim/control/config"))
+        .json(&json!({"delays": {"sending_ms": 5, "sent_ms": 5, "delivered_ms": 5}}))
+        .send()
+        .await
+        .unwrap();
+    // A few slow answers make it likely that the kill lands while a call to Twilio is open.
+    http.post(format!("{twin}/sim/control/faults"))
+        .json(&json!({"kind": "slow", "ms": 400, "times": 6}))
+        .send()
+        .await
+        .unwrap();
+    let media = tempfile_dir::Dir::new();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let key = format!("sk_crash_{}", random_hex());
+    let env: Vec<(String, String)> = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("SWITCHBOARD_PUBLIC_URL", url.as_str()),
+        (
+            "SWITCHBOARD_MASTER_KEY",
+            "6b1d7c3f0e2a4b5968778695a4b3c2d1e0f1a2b3c4d5e6f708192a3b4c5d6e7f",
+        ),
+        (
+            "SWITCHBOARD_TWILIO_BASE",
+            &format!("{twin}/sim/{{product}}"),
+        ),
+        (
+            "SWITCHBOARD_STORAGE_URL",
+            &format!("file://{}", media.path().display()),
+        ),
+        ("SWITCHBOARD_DEFAULT_SEGMENTS_PER_SECOND", "150"),
+        ("SWITCHBOARD_TWILIO_TIMEOUT_SECS", "1"),
+        ("TWILIO_ACCOUNT_SID", SID),
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("TWILIO_PHONE_NUMBER", NUMBER),
+        ("SWITCHBOARD_API_KEY", key.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut server = start_server(&env, port);
+    wait_healthy(&http, &url).await;
+
+    let mut ids = Vec::new();
+    let mut pending = tokio::task::JoinSet::new();
+    for i in 0..BURST {
+        let (http, url, key) = (http.clone(), url.clone(), key.clone());
+        pending.spawn(async move {
+            let r = http
+                .post(format!("{url}/v1/messages"))
+                .bearer_auth(&key)
+                .header("Idempotency-Key", format!("burst-{i}"))
+                .json(&json!({"to": format!("+1415555{:04}", 2000 + i), "body": format!("burst message {i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+        });
+        if pending.len() >= 8 {
+            ids.push(pending.join_next().await.unwrap().unwrap());
+        }
+    }
+    while let Some(id) = pending.join_next().await {
+        ids.push(id.unwrap());
+    }
+    assert_eq!(ids.len(), BURST, "every send was acknowledged");
+
+    // Kill the server hard while it is dispatching.
+    for _ in 0..400 {
+        if delivered_bodies(&http, &twin).await.len() >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.0.kill().unwrap(); // SIGKILL
+    server.0.wait().unwrap();
+    let at_kill = delivered_bodies(&http, &twin).await.len();
+    assert!(
+        at_kill < BURST,
+        "the kill came before the burst was through ({at_kill} delivered)"
+    );
+
+    let _server = start_server(&env, port);
+    wait_healthy(&http, &url).await;
+    for _ in 0..1200 {
+        if delivered_bodies(&http, &twin).await.len() >= BURST {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give any wrongful resend time to show up, then check the ledger.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut bodies = delivered_bodies(&http, &twin).await;
+    let total = bodies.len();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(
+        bodies.len(),
+        BURST,
+        "every message delivered ({at_kill} before the kill)"
+    );
+    assert_eq!(total, BURST, "no message delivered twice");
+    for id in &ids {
+        let v: Value = http
+            .get(format!("{url}/v1/messages/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            v["status"] == "delivered" || v["status"] == "sent" || v["status"] == "sending",
+            "{v}"
+        );
+    }
+}
+both!(kill_during_burst_loses_nothing_and_sends_nothing_twice);
