@@ -276,7 +276,7 @@ async fn run_dev(args: DevArgs) -> ExitCode {
             let to = "+14155550199";
             out!();
             out!("Switchboard is running at {}", info.url);
-            out!("  dashboard:     {}/", info.url);
+            out!("  dashboard:     {}/#key={}", info.url, info.api_key);
             out!("  API key:       {}", info.api_key);
             out!("  your numbers:  {}", info.numbers.join(", "));
             out!("  Twilio twin:   {}/sim (account {})", info.url, info.twilio_account_sid);

@@ -17,6 +17,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/", get(dashboard))
+        .route("/openapi.json", get(openapi))
         .merge(crate::tenants::api::router())
         .merge(crate::messaging::api::router())
         .merge(crate::messaging::contacts::router())
@@ -32,6 +34,21 @@ pub fn router(app: App) -> Router {
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
+}
+
+/// The dashboard: one page that talks to the API with the key the user gives it.
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("dashboard.html"))
+}
+
+/// The OpenAPI document of the REST API (kept in step with the routes by a test).
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 /// The tenant an API key acts for (`Authorization: Bearer <key>`).

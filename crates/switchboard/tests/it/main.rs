@@ -4,5 +4,6 @@
 mod crash;
 mod harness;
 mod inbound;
+mod openapi;
 mod sending;
 mod tenancy;
