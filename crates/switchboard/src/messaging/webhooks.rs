@@ -85,6 +85,8 @@ async fn inbound(
     let now = now_ms();
     let (seg, _) = cost(&msg.body, msg.media.len());
     let kw = keyword(&msg.body);
+    // Read before the transaction: a transaction never waits on another pool connection.
+    let was_opted_out = store::is_opted_out(app.db(), &tenant_id, &msg.to, &msg.from).await?;
     let mut tx = app.db().begin().await?;
     let contact_id = store::upsert_contact(&mut tx, &tenant_id, &msg.from, now).await?;
     let conversation_id =
@@ -163,8 +165,7 @@ async fn inbound(
     }
     // Twilio answers keywords itself; an auto-reply goes out for anything else, through the
     // dispatcher so it is paced, tracked and never lost.
-    let opted_out = store::is_opted_out(app.db(), &tenant_id, &msg.to, &msg.from).await?
-        || kw == Some(Keyword::Stop);
+    let opted_out = (was_opted_out && kw != Some(Keyword::Start)) || kw == Some(Keyword::Stop);
     if let (Some(text), None, false) = (number.auto_reply.as_ref(), kw, opted_out) {
         let (seg, price) = cost(text, 0);
         store::insert_message(
