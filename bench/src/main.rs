@@ -70,6 +70,9 @@ fn handset(i: usize) -> String {
     format!("+1628555{:04}", i % 10_000)
 }
 
+/// A POST to make: URL, headers, body.
+type Request = (String, Vec<(String, String)>, String);
+
 struct Stats {
     n: usize,
     wall: Duration,
@@ -105,12 +108,7 @@ async fn queued(db: &mut sqlx::AnyConnection) -> i64 {
 }
 
 /// Runs `reqs` with `c` in flight; each is (url, headers, body).
-async fn load(
-    http: &reqwest::Client,
-    reqs: Vec<(String, Vec<(String, String)>, String)>,
-    c: usize,
-    ok: u16,
-) -> Stats {
+async fn load(http: &reqwest::Client, reqs: Vec<Request>, c: usize, ok: u16) -> Stats {
     let reqs = Arc::new(reqs);
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
