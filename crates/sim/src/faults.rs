@@ -25,6 +25,8 @@ pub enum FaultKind {
     DuplicateCallbacks,
     /// Status callbacks are held until the last one and then sent newest first.
     ReorderCallbacks,
+    /// Status callbacks are never sent (as when the receiver was down through Twilio's retries).
+    DropCallbacks,
     /// Media answers 404 for its first `count` fetches.
     MediaNotReady { count: u32 },
 }

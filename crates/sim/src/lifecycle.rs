@@ -16,6 +16,7 @@ struct Plan {
     carrier_error: Option<(i64, bool)>,
     duplicate: bool,
     reorder: bool,
+    drop: bool,
 }
 
 fn error_message(code: i64) -> &'static str {
@@ -45,22 +46,16 @@ async fn run(sim: Sim, sid: String) {
             FaultKind::CarrierError { code, failed } => Some((*code, *failed)),
             _ => None,
         });
-        let duplicate = faults::take(&mut w.faults, &numbers, |k| {
-            matches!(k, FaultKind::DuplicateCallbacks).then_some(())
-        })
-        .is_some();
-        let reorder = faults::take(&mut w.faults, &numbers, |k| {
-            matches!(k, FaultKind::ReorderCallbacks).then_some(())
-        })
-        .is_some();
-        (
-            Plan {
-                carrier_error,
-                duplicate,
-                reorder,
-            },
-            w.delays,
-        )
+        let mut has = |kind: FaultKind| {
+            faults::take(&mut w.faults, &numbers, |k| (*k == kind).then_some(())).is_some()
+        };
+        let plan = Plan {
+            carrier_error,
+            duplicate: has(FaultKind::DuplicateCallbacks),
+            reorder: has(FaultKind::ReorderCallbacks),
+            drop: has(FaultKind::DropCallbacks),
+        };
+        (plan, w.delays)
     };
     let last = match plan.carrier_error {
         Some((_, true)) => MessageStatus::Failed,
@@ -79,7 +74,7 @@ async fn run(sim: Sim, sid: String) {
         else {
             return;
         };
-        if let Some(cb) = callback {
+        if let Some(cb) = callback.filter(|_| !plan.drop) {
             if plan.reorder {
                 held.push(cb);
             } else {

@@ -35,6 +35,8 @@ pub struct WorkerSettings {
     pub default_validity: Duration,
     /// Media downloads are given up after this many attempts.
     pub media_max_attempts: i64,
+    /// A sent message with no final status by then is polled at Twilio (callbacks can be lost).
+    pub status_poll_after: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -45,6 +47,7 @@ impl Default for WorkerSettings {
             backoff_base: Duration::from_millis(500),
             default_validity: Duration::from_secs(4 * 3600),
             media_max_attempts: 8,
+            status_poll_after: Duration::from_secs(600),
         }
     }
 }

@@ -102,6 +102,17 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
             })?,
         None => std::time::Duration::from_secs(15),
     };
+    let mut workers = WorkerSettings::default();
+    if let Some(v) = env("SWITCHBOARD_STATUS_POLL_SECS") {
+        workers.status_poll_after = v
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s >= 1)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                config_error("SWITCHBOARD_STATUS_POLL_SECS", "whole seconds, at least 1")
+            })?;
+    }
     let config = Config {
         database_url,
         public_url,
@@ -110,7 +121,7 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
         storage_dir,
         default_region: env("SWITCHBOARD_DEFAULT_REGION").unwrap_or_else(|| "US".into()),
         role,
-        workers: WorkerSettings::default(),
+        workers,
         default_segments_per_second: default_sps,
         max_media_bytes: 20 * 1024 * 1024,
         twilio_timeout,

@@ -13,12 +13,20 @@ struct Migration {
     postgres: Option<&'static str>,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "messaging",
-    sql: include_str!("../../migrations/0001_messaging.sql"),
-    postgres: None,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "messaging",
+        sql: include_str!("../../migrations/0001_messaging.sql"),
+        postgres: None,
+    },
+    Migration {
+        version: 2,
+        name: "keyword_log",
+        sql: include_str!("../../migrations/0002_keyword_log.sql"),
+        postgres: None,
+    },
+];
 
 /// An arbitrary constant naming our advisory lock.
 const PG_LOCK: i64 = 0x5357_4254_4348;

@@ -110,9 +110,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     ApiError::bad_request("invalid_body", e.body_text())
                 }
             })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+        let invalid = |e: serde_json::Error| {
             ApiError::bad_request("invalid_json", format!("the JSON body is not valid: {e}"))
-        })
+        };
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+        // No database keeps a NUL character in text, and no phone shows one: refuse it here
+        // rather than lose or alter it later.
+        if has_nul(&value) {
+            return Err(ApiError::unprocessable(
+                "invalid_text",
+                "text must not contain NUL (\\u0000) characters",
+            ));
+        }
+        serde_json::from_value(value).map(JsonBody).map_err(invalid)
+    }
+}
+
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 

@@ -30,6 +30,7 @@ pub fn router() -> Router<App> {
             get(conversation_messages),
         )
         .route("/v1/media/{id}", get(media))
+        .route("/v1/opt-outs", get(opt_outs))
 }
 
 /// `POST /v1/messages`.
@@ -452,4 +453,12 @@ async fn media(State(app): State<App>, auth: Auth, Path(id): Path<String>) -> Ap
         bytes,
     )
         .into_response())
+}
+
+/// The opt-out ledger and every STOP/START/HELP received, for audits.
+async fn opt_outs(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
+    let (ledger, log) = store::compliance(app.db(), &auth.tenant.id, 1000).await?;
+    Ok(Json(
+        json!({ "data": ledger, "keywords": log, "next_cursor": null }),
+    ))
 }

@@ -25,7 +25,7 @@ const SLOT_HORIZON_MS: i64 = 1000;
 /// Sends what is due: database steps one at a time, Twilio calls side by side.
 pub async fn work(app: &App) -> DbResult<Round> {
     let mut round = Round {
-        moved: reconcile_stale(app).await?,
+        moved: reconcile_stale(app).await? + poll_statuses(app).await?,
         wake_at: None,
     };
     let now = now_ms();
@@ -168,7 +168,14 @@ async fn send(app: &App, m: Stored, client: twilio::Client) -> DbResult<()> {
     };
     match client.create_message(&req).await {
         Ok(sent) => {
-            store::submitted(app.db(), &id, &sent.sid, sent.status.as_str()).await?;
+            store::submitted(
+                app.db(),
+                &id,
+                &sent.sid,
+                sent.status.as_str(),
+                first_poll(app),
+            )
+            .await?;
         }
         Err(e) if e.outcome_unknown() => {
             // Twilio may have the message: leave it `submitting` with an ended lease, so the
@@ -255,7 +262,7 @@ async fn fail(app: &App, m: &Stored, code: &str, message: &str) -> DbResult<()> 
 }
 
 async fn fail_in(tx: &mut Tx, m: &Stored, code: &str, message: &str) -> DbResult<()> {
-    store::advance_status(tx, &m.view.id, "failed", Some((code, message)), None).await?;
+    store::advance_status(tx, &m.view.id, "failed", Some((code, message)), None, None).await?;
     let payload = serde_json::json!({ "error_code": code, "error_message": message });
     store::insert_event(
         tx,
@@ -310,7 +317,14 @@ async fn reconcile_stale(app: &App) -> DbResult<usize> {
             let same_body = tm.body.as_deref().unwrap_or_default() == m.view.body;
             if created >= since && same_body && !store::sid_taken(app.db(), &tm.sid).await? {
                 tracing::info!(message_id = %m.view.id, sid = %tm.sid, "reconciled: Twilio had the message");
-                store::submitted(app.db(), &m.view.id, &tm.sid, tm.status.as_str()).await?;
+                store::submitted(
+                    app.db(),
+                    &m.view.id,
+                    &tm.sid,
+                    tm.status.as_str(),
+                    first_poll(app),
+                )
+                .await?;
                 linked = true;
                 break;
             }
@@ -319,6 +333,70 @@ async fn reconcile_stale(app: &App) -> DbResult<usize> {
             tracing::info!(message_id = %m.view.id, "reconciled: Twilio never got the message; sending again");
             store::requeue(app.db(), &m.view.id, now_ms(), false, None).await?;
         }
+        moved += 1;
+    }
+    Ok(moved)
+}
+
+fn first_poll(app: &App) -> i64 {
+    now_ms() + app.config().workers.status_poll_after.as_millis() as i64
+}
+
+/// Messages are polled for their status for this long after creation, then left as they are.
+const POLL_FOR_MS: i64 = 72 * 3600 * 1000;
+
+/// Asks Twilio for the status of sent messages whose callbacks are overdue, and applies what it
+/// says under the same never-backwards rule as callbacks. Polls thin out as messages age.
+async fn poll_statuses(app: &App) -> DbResult<usize> {
+    let now = now_ms();
+    let base = app.config().workers.status_poll_after.as_millis() as i64;
+    let mut moved = 0;
+    for m in store::due_status_polls(app.db(), now, 16).await? {
+        let age = now - m.created_ms;
+        let seen = m.next_attempt_at.unwrap_or(now);
+        let next = (age < POLL_FOR_MS).then(|| now + base.max(age / 4).min(6 * 3600 * 1000));
+        if !store::reschedule_poll(app.db(), &m.view.id, seen, next).await? {
+            continue; // another worker polls it
+        }
+        let (Some(sid), Ok(client)) =
+            (m.view.twilio_sid.as_deref(), app.twilio(&m.tenant_id).await)
+        else {
+            continue;
+        };
+        let fetched = match client.fetch_message(sid).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(message_id = %m.view.id, error = %e, "status poll failed; will try again");
+                continue;
+            }
+        };
+        let code = fetched.error_code.map(|c| c.to_string());
+        let text = fetched
+            .error_message
+            .clone()
+            .or_else(|| code.as_ref().map(|c| format!("Twilio error {c}")));
+        let mut tx = app.db().begin().await?;
+        let applied = store::advance_status(
+            &mut tx,
+            &m.view.id,
+            fetched.status.as_str(),
+            code.as_deref().zip(text.as_deref()),
+            None,
+            next,
+        )
+        .await?;
+        let payload = serde_json::to_value(&fetched).unwrap_or_default();
+        store::insert_event(
+            &mut tx,
+            &m.tenant_id,
+            &m.view.id,
+            "status_poll",
+            Some(fetched.status.as_str()),
+            applied,
+            &payload,
+        )
+        .await?;
+        tx.commit().await?;
         moved += 1;
     }
     Ok(moved)

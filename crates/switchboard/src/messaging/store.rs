@@ -1,7 +1,7 @@
 //! SQL for messages, their events, threads, opt-outs and the dispatch queue (the message row is
 //! the job). Every query that reads or changes a tenant's rows names the tenant.
 
-use super::{iso, status_rank, Event, Message, TERMINAL};
+use super::{is_terminal, iso, status_rank, Event, Message, TERMINAL};
 use crate::db::{now_ms, opt_str, Db, DbResult, Row};
 use crate::ids::new_id;
 use sqlx::any::AnyRow;
@@ -232,6 +232,7 @@ pub async fn advance_status(
     status: &str,
     error: Option<(&str, &str)>,
     twilio_sid: Option<&str>,
+    poll_at: Option<i64>,
 ) -> DbResult<bool> {
     let Some(rank) = status_rank(status) else {
         return Ok(false);
@@ -243,7 +244,7 @@ pub async fn advance_status(
         "UPDATE messages SET status = $1, status_rank = $2, updated_at = $3, \
          sent_at = COALESCE(sent_at, $4), delivered_at = COALESCE(delivered_at, $5), \
          error_code = COALESCE($6, error_code), error_message = COALESCE($7, error_message), \
-         twilio_sid = COALESCE(twilio_sid, $8), lease_until = NULL, next_attempt_at = NULL \
+         twilio_sid = COALESCE(twilio_sid, $8), lease_until = NULL, next_attempt_at = $10 \
          WHERE id = $9 AND status_rank < $2 AND status NOT IN ({})",
         TERMINAL
             .iter()
@@ -260,6 +261,7 @@ pub async fn advance_status(
     .bind(error.map(|e| e.1))
     .bind(twilio_sid)
     .bind(id)
+    .bind(poll_at.filter(|_| !is_terminal(status) && status != "delivered"))
     .execute(&mut **tx)
     .await?;
     Ok(res.rows_affected() == 1)
@@ -503,6 +505,102 @@ pub async fn set_opt_out(
     Ok(())
 }
 
+/// Records a STOP/START/HELP-family keyword as received.
+pub async fn log_keyword(
+    tx: &mut Tx,
+    tenant_id: &str,
+    sender: &str,
+    phone: &str,
+    keyword: &str,
+    body: &str,
+    message_id: &str,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO keyword_log (id, tenant_id, sender, phone, keyword, body, message_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new_id("kw"))
+    .bind(tenant_id)
+    .bind(sender)
+    .bind(phone)
+    .bind(keyword)
+    .bind(body)
+    .bind(message_id)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OptOut {
+    pub sender: String,
+    pub phone: String,
+    pub opted_out: bool,
+    pub keyword: String,
+    pub source: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeywordEntry {
+    pub id: String,
+    pub sender: String,
+    pub phone: String,
+    pub keyword: String,
+    pub body: String,
+    pub message_id: Option<String>,
+    pub created_at: String,
+}
+
+/// The opt-out ledger (current state per sender and phone) and the keyword log, newest first.
+pub async fn compliance(
+    db: &Db,
+    tenant_id: &str,
+    limit: i64,
+) -> DbResult<(Vec<OptOut>, Vec<KeywordEntry>)> {
+    let rows = sqlx::query(
+        "SELECT sender, phone, opted_out, keyword, source, updated_at FROM opt_outs WHERE tenant_id = $1 \
+         ORDER BY updated_at DESC LIMIT $2",
+    )
+    .bind(tenant_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let ledger = rows
+        .iter()
+        .map(|r| OptOut {
+            sender: r.get("sender"),
+            phone: r.get("phone"),
+            opted_out: r.get::<i64, _>("opted_out") != 0,
+            keyword: r.get("keyword"),
+            source: r.get("source"),
+            updated_at: iso(r.get("updated_at")),
+        })
+        .collect();
+    let rows = sqlx::query(
+        "SELECT id, sender, phone, keyword, body, message_id, created_at FROM keyword_log WHERE tenant_id = $1 \
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(tenant_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let log = rows
+        .iter()
+        .map(|r| KeywordEntry {
+            id: r.get("id"),
+            sender: r.get("sender"),
+            phone: r.get("phone"),
+            keyword: r.get("keyword"),
+            body: r.get("body"),
+            message_id: opt_str(r, "message_id"),
+            created_at: iso(r.get("created_at")),
+        })
+        .collect();
+    Ok((ledger, log))
+}
+
 pub async fn is_opted_out(db: &Db, tenant_id: &str, sender: &str, phone: &str) -> DbResult<bool> {
     let r = sqlx::query(
         "SELECT opted_out FROM opt_outs WHERE tenant_id = $1 AND sender = $2 AND phone = $3",
@@ -606,7 +704,13 @@ pub async fn requeue(
 
 /// Records Twilio's SID for a submitted message. The status becomes `queued` unless a callback
 /// already moved it further.
-pub async fn submitted(db: &Db, id: &str, sid: &str, twilio_status: &str) -> DbResult<()> {
+pub async fn submitted(
+    db: &Db,
+    id: &str,
+    sid: &str,
+    twilio_status: &str,
+    poll_at: i64,
+) -> DbResult<()> {
     let status = if status_rank(twilio_status).is_some_and(|r| r >= 2) {
         twilio_status
     } else {
@@ -617,17 +721,44 @@ pub async fn submitted(db: &Db, id: &str, sid: &str, twilio_status: &str) -> DbR
         "UPDATE messages SET twilio_sid = $1, \
          status = CASE WHEN status_rank < $2 THEN $3 ELSE status END, \
          status_rank = CASE WHEN status_rank < $2 THEN $2 ELSE status_rank END, \
-         lease_until = NULL, next_attempt_at = NULL, error_code = NULL, error_message = NULL, updated_at = $4 \
-         WHERE id = $5",
+         lease_until = NULL, next_attempt_at = CASE WHEN status_rank < 5 THEN $6 ELSE NULL END, \
+         error_code = NULL, error_message = NULL, updated_at = $4 WHERE id = $5",
     )
     .bind(sid)
     .bind(rank)
     .bind(status)
     .bind(now_ms())
     .bind(id)
+    .bind(poll_at)
     .execute(db.pool())
     .await?;
     Ok(())
+}
+
+/// Sent messages still waiting for a final status whose poll time has come (their callbacks
+/// may have been lost, e.g. while this server was down).
+pub async fn due_status_polls(db: &Db, now: i64, limit: i64) -> DbResult<Vec<Stored>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {MSG_COLS} FROM messages WHERE status IN ('queued', 'sending', 'sent') AND next_attempt_at <= $1 \
+         ORDER BY next_attempt_at LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().map(row).collect())
+}
+
+/// Sets the next status poll of an in-flight message (None: stop polling). Only the worker
+/// that moves the time forward from `seen` wins.
+pub async fn reschedule_poll(db: &Db, id: &str, seen: i64, next: Option<i64>) -> DbResult<bool> {
+    let res = sqlx::query("UPDATE messages SET next_attempt_at = $1 WHERE id = $2 AND next_attempt_at = $3 AND status IN ('queued', 'sending', 'sent')")
+        .bind(next)
+        .bind(id)
+        .bind(seen)
+        .execute(db.pool())
+        .await?;
+    Ok(res.rows_affected() == 1)
 }
 
 /// Messages whose submission lease ran out: the process may have died around the Twilio call.

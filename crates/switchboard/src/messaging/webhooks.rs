@@ -63,7 +63,7 @@ async fn inbound(
     headers: HeaderMap,
     TwilioForm(form): TwilioForm,
 ) -> ApiResult<Response> {
-    let msg = InboundMessage::from_form(&form)
+    let mut msg = InboundMessage::from_form(&form)
         .map_err(|e| ApiError::bad_request("invalid_webhook", e.to_string()))?;
     let number = tenants::number_by_phone(app.db(), &msg.to)
         .await?
@@ -81,6 +81,9 @@ async fn inbound(
         &form,
     )?;
 
+    // A NUL cannot be stored as text; keep the message, marking where it was. The raw event
+    // (JSON-escaped) keeps the exact original.
+    msg.body = msg.body.replace('\0', "\u{FFFD}");
     let tenant_id = number.tenant_id.clone();
     let now = now_ms();
     let (seg, _) = cost(&msg.body, msg.media.len());
@@ -145,6 +148,18 @@ async fn inbound(
             i as i64,
             &m.url,
             m.content_type.as_deref(),
+        )
+        .await?;
+    }
+    if let Some(k) = kw {
+        store::log_keyword(
+            &mut tx,
+            &tenant_id,
+            &msg.to,
+            &msg.from,
+            k.as_str(),
+            &msg.body,
+            &id,
         )
         .await?;
     }
@@ -251,8 +266,15 @@ async fn status(
         .or_else(|| code.as_ref().map(|c| format!("Twilio error {c}")));
     let error = code.as_deref().zip(message.as_deref());
     let mut tx = app.db().begin().await?;
-    let applied =
-        store::advance_status(&mut tx, &m.view.id, &status, error, Some(&cb.message_sid)).await?;
+    let applied = store::advance_status(
+        &mut tx,
+        &m.view.id,
+        &status,
+        error,
+        Some(&cb.message_sid),
+        Some(now_ms() + app.config().workers.status_poll_after.as_millis() as i64),
+    )
+    .await?;
     store::insert_event(
         &mut tx,
         &m.tenant_id,

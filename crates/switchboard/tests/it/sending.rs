@@ -363,3 +363,26 @@ async fn history_filters_and_cursor_pages(b: Backend) {
     assert_eq!(thread["data"][0]["body"], "inbound one");
 }
 both!(history_filters_and_cursor_pages);
+
+async fn lost_callbacks_are_recovered_by_polling(b: Backend) {
+    let t = TestApp::start_with(b, |c| {
+        c.workers.status_poll_after = std::time::Duration::from_millis(300)
+    })
+    .await;
+    // The twin's callbacks go nowhere: as if this server had been unreachable.
+    t.fault(json!({"number": HANDSET, "kind": "drop_callbacks", "times": 1}))
+        .await;
+    let m = t
+        .send(json!({"to": HANDSET, "body": "where did my callbacks go"}))
+        .await;
+    let v = t.wait_status(m["id"].as_str().unwrap(), "delivered").await;
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.contains(&"status_callback"), "{kinds:?}");
+    assert!(kinds.contains(&"status_poll"), "{kinds:?}");
+}
+both!(lost_callbacks_are_recovered_by_polling);

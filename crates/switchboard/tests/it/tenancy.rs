@@ -169,7 +169,17 @@ async fn bad_input_gets_clear_errors(b: Backend) {
     let (s, _) = t.get("/v1/nothing").await;
     assert_eq!(s, 404);
     // SQL-looking text is just text.
-    let body = "Robert'); DROP TABLE messages;-- \u{0} \\x00 %s {{}}";
+    let (s, v) = t
+        .post(
+            "/v1/messages",
+            json!({"to": HANDSET, "body": "nul \u{0} inside"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("invalid_text"))
+    );
+    let body = "Robert'); DROP TABLE messages;-- \\x00 \\u0000 %s {{}} <Response/>";
     let m = t.send(json!({"to": HANDSET, "body": body})).await;
     let v = t.wait_status(m["id"].as_str().unwrap(), "delivered").await;
     assert_eq!(v["body"], body);
