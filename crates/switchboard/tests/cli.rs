@@ -198,3 +198,98 @@ fn sim_command_serves_the_twin_and_prints_its_credentials() {
     assert_eq!(numbers.items.len(), 1);
     assert_eq!(numbers.items[0].phone_number, "+14155550100");
 }
+
+#[test]
+fn migrate_and_tenant_create_from_the_environment() {
+    let dir = std::env::temp_dir().join(format!("sb-cli-tenant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite:{}", dir.join("t.db").display());
+    let run = |args: &[&str]| {
+        switchboard()
+            .args(args)
+            .env("DATABASE_URL", &db)
+            .env("SWITCHBOARD_PUBLIC_URL", "https://sms.example.com")
+            .env(
+                "SWITCHBOARD_MASTER_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            )
+            .env(
+                "SWITCHBOARD_STORAGE_URL",
+                format!("file://{}", dir.join("media").display()),
+            )
+            .env_remove("TWILIO_ACCOUNT_SID")
+            .env_remove("TWILIO_AUTH_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["migrate"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrated"));
+    // Twice is fine.
+    assert_eq!(run(&["migrate"]).status.code(), Some(0));
+    let out = run(&["tenant", "create", "acme"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let tenant = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tenant:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(tenant.starts_with("ten_"));
+    assert!(text.contains("API key: sk_"));
+    let out = run(&[
+        "tenant",
+        "twilio",
+        &tenant,
+        "--account-sid",
+        "AC0123456789abcdef0123456789abcdef",
+        "--auth-token",
+        "s3cret-token",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret-token"));
+    // The token is sealed at rest.
+    let raw = std::fs::read(dir.join("t.db")).unwrap();
+    let wal = std::fs::read(dir.join("t.db-wal")).unwrap_or_default();
+    let needle = b"s3cret-token";
+    assert!(
+        !raw.windows(needle.len()).any(|w| w == needle)
+            && !wal.windows(needle.len()).any(|w| w == needle)
+    );
+    let out = run(&[
+        "tenant",
+        "twilio",
+        "ten_nope",
+        "--account-sid",
+        "AC0123456789abcdef0123456789abcdef",
+        "--auth-token",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = switchboard()
+        .args(["serve"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
+    let out = switchboard()
+        .args(["serve"])
+        .env("DATABASE_URL", &db)
+        .env("SWITCHBOARD_PUBLIC_URL", "ftp://x")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SWITCHBOARD_PUBLIC_URL"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
