@@ -39,12 +39,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     type Rejection = SimError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, SimError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                let status = e.status().as_u16();
-                SimError::new(if status == 413 { 413 } else { 400 }, 20001, e.body_text())
-            })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| SimError::bad_request(20001, format!("invalid JSON body: {e}")))

@@ -29,6 +29,13 @@ impl SimError {
     }
 }
 
+impl From<axum::extract::rejection::BytesRejection> for SimError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        let status = if e.status().as_u16() == 413 { 413 } else { 400 };
+        SimError::new(status, 20001, e.body_text())
+    }
+}
+
 impl IntoResponse for SimError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::BAD_REQUEST);

@@ -15,19 +15,6 @@ use twilio::Form;
 const MAX_MEDIA_BYTES: usize = 5 * 1024 * 1024;
 const MAX_REDIRECTS: usize = 10;
 
-pub const STOP_WORDS: &[&str] = &[
-    "STOP",
-    "STOPALL",
-    "UNSUBSCRIBE",
-    "CANCEL",
-    "END",
-    "QUIT",
-    "REVOKE",
-    "OPTOUT",
-];
-pub const START_WORDS: &[&str] = &["START", "YES", "UNSTOP"];
-pub const HELP_WORDS: &[&str] = &["HELP", "INFO"];
-
 const STOP_REPLY: &str = "You have successfully been unsubscribed. You will not receive any more messages from this number. Reply START to resubscribe.";
 const START_REPLY: &str = "You have successfully been resubscribed to messages from this number. Reply HELP for help. Reply STOP to unsubscribe. Msg&Data Rates May Apply.";
 const HELP_REPLY: &str = "Reply STOP to unsubscribe. Msg&Data Rates May Apply.";
@@ -77,18 +64,9 @@ pub struct HandsetSmsResult {
     pub replies: Vec<Reply>,
 }
 
-/// The keyword class of a body: only a whole-body match counts, in any case.
+/// The keyword family of a body, as Twilio's default handling sees it.
 pub fn keyword(body: &str) -> Option<&'static str> {
-    let b = body.trim().to_ascii_uppercase();
-    if STOP_WORDS.contains(&b.as_str()) {
-        Some("STOP")
-    } else if START_WORDS.contains(&b.as_str()) {
-        Some("START")
-    } else if HELP_WORDS.contains(&b.as_str()) {
-        Some("HELP")
-    } else {
-        None
-    }
+    twilio::keywords::classify(body).map(|k| k.as_str())
 }
 
 async fn fetch_media(sim: &Sim, url: &str) -> SimResult<(String, bytes::Bytes)> {
@@ -507,22 +485,5 @@ fn queue_reply(
         media_urls: m.media_urls,
         status: m.status.as_str().to_string(),
         error_code: m.error_code,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keywords_match_whole_body_any_case() {
-        assert_eq!(keyword("stop"), Some("STOP"));
-        assert_eq!(keyword(" Revoke "), Some("STOP"));
-        assert_eq!(keyword("OPTOUT"), Some("STOP"));
-        assert_eq!(keyword("OPT OUT"), None);
-        assert_eq!(keyword("STOP PLEASE"), None);
-        assert_eq!(keyword("unstop"), Some("START"));
-        assert_eq!(keyword("info"), Some("HELP"));
-        assert_eq!(keyword("hello"), None);
     }
 }

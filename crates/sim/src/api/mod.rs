@@ -129,12 +129,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for FormBody {
     type Rejection = SimError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, SimError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                let status = e.status().as_u16();
-                SimError::new(if status == 413 { 413 } else { 400 }, 20001, e.body_text())
-            })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await?;
         Ok(FormBody(Form::parse(&bytes)))
     }
 }

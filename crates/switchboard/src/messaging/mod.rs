@@ -5,7 +5,6 @@ pub mod api;
 pub mod contacts;
 pub mod dispatch;
 pub mod media;
-pub mod optout;
 pub mod store;
 pub mod templates;
 pub mod webhooks;

@@ -3,7 +3,6 @@
 //! against the configured public URL; nothing is stored for a bad signature. Repeats and
 //! reorderings change nothing twice and never move a status backwards.
 
-use super::optout::{keyword, Keyword};
 use super::store::{self, NewMessage};
 use super::{cost, media};
 use crate::db::now_ms;
@@ -18,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{Map, Value};
+use twilio::keywords::{classify as keyword, Keyword};
 use twilio::webhook::{InboundMessage, MessageStatusCallback};
 
 pub fn router() -> Router<App> {
