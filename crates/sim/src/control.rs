@@ -26,6 +26,9 @@ pub fn router() -> Router<Sim> {
         .route("/config", get(get_config).post(set_config))
         .route("/accounts", post(create_account))
         .route("/opt-outs", get(opt_outs))
+        .route("/calls", post(calls))
+        .route("/calls/{sid}", get(call_report))
+        .route("/phones/{number}", axum::routing::put(set_phone))
         .fallback(|uri: axum::http::Uri| async move { SimError::not_found(uri.path()) })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             SimError::new(405, 20004, format!("Method {method} not allowed"))
@@ -179,4 +182,38 @@ async fn opt_outs(State(sim): State<Sim>) -> Json<Value> {
         .collect();
     pairs.sort_by_key(|v| v.to_string());
     Json(json!({ "opt_outs": pairs }))
+}
+
+/// A phone calls one of the twin's numbers with a script; answers when the call has ended,
+/// with everything that happened on it.
+async fn calls(
+    State(sim): State<Sim>,
+    JsonBody(req): JsonBody<crate::voice::PhoneCall>,
+) -> SimResult<(StatusCode, Json<crate::voice::CallReport>)> {
+    Ok((StatusCode::CREATED, Json(sim.phone_call(req).await?)))
+}
+
+async fn call_report(
+    State(sim): State<Sim>,
+    Path(sid): Path<String>,
+) -> SimResult<Json<crate::voice::CallReport>> {
+    sim.call_report(&sid)
+        .map(Json)
+        .ok_or_else(|| SimError::not_found(&format!("/sim/control/calls/{sid}")))
+}
+
+/// How a phone behaves when a call is placed to it.
+async fn set_phone(
+    State(sim): State<Sim>,
+    Path(number): Path<String>,
+    JsonBody(script): JsonBody<crate::state::CallScript>,
+) -> SimResult<StatusCode> {
+    if !crate::phone::is_valid(&number) {
+        return Err(SimError::bad_request(
+            21211,
+            format!("{number:?} is not an E.164 number"),
+        ));
+    }
+    sim.set_phone(&number, script);
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -433,13 +433,78 @@ fn queue_reply(
     status_callback: Option<String>,
     keyword_reply: bool,
 ) -> Reply {
+    let sid = create_message(
+        sim,
+        &inbound.account_sid,
+        from,
+        to,
+        body,
+        media_urls,
+        status_callback,
+        MessageDirection::OutboundReply,
+        keyword_reply,
+    );
+    let m = sim
+        .world()
+        .messages
+        .get(&sid)
+        .cloned()
+        .expect("just created");
+    Reply {
+        sid: m.sid,
+        from: m.from,
+        to: m.to,
+        body: m.body,
+        media_urls: m.media_urls,
+        status: m.status.as_str().to_string(),
+        error_code: m.error_code,
+    }
+}
+
+/// A message sent by TwiML during a call (`<Message>` in voice TwiML). Returns its SID.
+pub(crate) fn send_message(
+    sim: &Sim,
+    account_sid: &str,
+    from: &str,
+    to: &str,
+    body: &str,
+    status_callback: Option<String>,
+    direction: MessageDirection,
+) -> String {
+    create_message(
+        sim,
+        account_sid,
+        from,
+        to,
+        body,
+        &[],
+        status_callback,
+        direction,
+        false,
+    )
+}
+
+/// Creates an outbound message from TwiML and starts its life, or stores it failed with the
+/// code Twilio would give.
+#[allow(clippy::too_many_arguments)]
+fn create_message(
+    sim: &Sim,
+    account_sid: &str,
+    from: &str,
+    to: &str,
+    body: &str,
+    media_urls: &[String],
+    status_callback: Option<String>,
+    direction: MessageDirection,
+    keyword_reply: bool,
+) -> String {
     let mut w = sim.world();
     let now = Utc::now();
     let refused = if !keyword_reply && w.opt_outs.contains(&(to.to_string(), from.to_string())) {
         Some((21610, "Attempt to send to unsubscribed recipient"))
     } else if !phone::is_valid(to) {
         Some((21211, "Invalid 'To' Phone Number"))
-    } else if w.account_number(&inbound.account_sid, from).is_none() {
+    } else if w.account_number(account_sid, from).is_none() {
         Some((21606, "The From phone number is not a valid, SMS-capable inbound phone number or short code for your account."))
     } else if body.is_empty() && media_urls.is_empty() {
         Some((21602, "Message body is required."))
@@ -450,7 +515,7 @@ fn queue_reply(
     let m = Message {
         seq,
         sid: state::new_sid(if media_urls.is_empty() { "SM" } else { "MM" }),
-        account_sid: inbound.account_sid.clone(),
+        account_sid: account_sid.to_string(),
         messaging_service_sid: None,
         from: from.to_string(),
         to: to.to_string(),
@@ -461,7 +526,7 @@ fn queue_reply(
         } else {
             MessageStatus::Queued
         },
-        direction: MessageDirection::OutboundReply,
+        direction,
         media: Vec::new(),
         media_urls: media_urls.to_vec(),
         status_callback,
@@ -472,18 +537,11 @@ fn queue_reply(
         updated: now,
         sent: None,
     };
-    w.messages.insert(m.sid.clone(), m.clone());
+    let sid = m.sid.clone();
+    w.messages.insert(sid.clone(), m);
     drop(w);
     if refused.is_none() {
-        lifecycle::spawn_outbound(sim.clone(), m.sid.clone());
+        lifecycle::spawn_outbound(sim.clone(), sid.clone());
     }
-    Reply {
-        sid: m.sid,
-        from: m.from,
-        to: m.to,
-        body: m.body,
-        media_urls: m.media_urls,
-        status: m.status.as_str().to_string(),
-        error_code: m.error_code,
-    }
+    sid
 }

@@ -14,6 +14,7 @@ mod handset;
 mod lifecycle;
 pub mod phone;
 pub mod state;
+pub mod voice;
 mod webhooks;
 
 pub use error::SimError;
@@ -89,6 +90,7 @@ impl Sim {
         Router::new()
             .nest("/api/2010-04-01", api::router())
             .nest("/control", control::router())
+            .fallback(|uri: axum::http::Uri| async move { SimError::not_found(uri.path()) })
             .with_state(self.clone())
     }
 
@@ -198,3 +200,21 @@ impl Sim {
 }
 
 pub use handset::{HandsetSms, HandsetSmsResult};
+pub use voice::{CallReport, PhoneCall};
+
+impl Sim {
+    /// A phone calls a number: see [`voice::PhoneCall`]. Returns when the call has ended.
+    pub async fn phone_call(&self, req: PhoneCall) -> Result<CallReport, SimError> {
+        voice::phone_call(self, req).await
+    }
+
+    /// What happened on a call, in order.
+    pub fn call_report(&self, sid: &str) -> Option<CallReport> {
+        voice::report(self, sid)
+    }
+
+    /// How the phone at `number` behaves when called (answers, presses, says).
+    pub fn set_phone(&self, number: &str, script: state::CallScript) {
+        self.world().phones.insert(number.to_string(), script);
+    }
+}

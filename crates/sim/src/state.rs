@@ -143,6 +143,118 @@ impl Default for Delays {
     }
 }
 
+/// One line of what happened on a call, in order: the call read like a transcript.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Seconds into the call (simulated time).
+    pub at: u64,
+    pub what: String,
+    #[serde(flatten)]
+    pub detail: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub seq: u64,
+    pub sid: String,
+    pub account_sid: String,
+    pub parent_call_sid: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub direction: String,
+    pub status: twilio::types::CallStatus,
+    pub phone_number_sid: Option<String>,
+    pub url: Option<String>,
+    pub method: String,
+    pub twiml: Option<String>,
+    pub status_callback: Option<String>,
+    pub status_callback_method: String,
+    pub status_callback_events: Vec<String>,
+    pub record: bool,
+    pub recording_status_callback: Option<String>,
+    pub timeout: u32,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub duration: Option<u64>,
+    pub steps: Vec<Step>,
+    /// A redirect or hang-up asked for through the REST API while the call runs.
+    pub pending_update: Option<CallUpdate>,
+}
+
+#[derive(Debug, Clone)]
+pub enum CallUpdate {
+    Redirect {
+        url: Option<String>,
+        method: String,
+        twiml: Option<String>,
+    },
+    End,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub sid: String,
+    pub account_sid: String,
+    pub call_sid: String,
+    pub duration: u64,
+    pub source: String,
+    pub status: String,
+    pub created: DateTime<Utc>,
+    pub transcription_sid: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transcription {
+    pub sid: String,
+    pub account_sid: String,
+    pub recording_sid: String,
+    pub status: String,
+    pub text: String,
+    pub duration: u64,
+    pub created: DateTime<Utc>,
+}
+
+/// How a phone the twin simulates behaves when it is called or calls: what it presses or
+/// says at each `<Gather>`, how dialled numbers answer, what it says into a `<Record>`.
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
+pub struct CallScript {
+    /// Consumed one per `<Gather>`, in order; when they run out the caller stays silent.
+    #[serde(default)]
+    pub inputs: Vec<Input>,
+    /// How each dialled number answers: `answer`, `no-answer`, `busy` or `failed` (default answer).
+    #[serde(default)]
+    pub dial: BTreeMap<String, String>,
+    /// Seconds a dialled party talks once it answers (default 30).
+    #[serde(default)]
+    pub talk_secs: Option<u64>,
+    /// What the caller leaves at each `<Record>`, in order (default: 5 seconds, "Hello").
+    #[serde(default)]
+    pub recordings: Vec<Spoken>,
+    /// For calls placed to this phone: how it answers (default answer).
+    #[serde(default)]
+    pub answer: Option<String>,
+    /// The caller hangs up after this many seconds of the call.
+    #[serde(default)]
+    pub hangup_after_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
+pub struct Input {
+    #[serde(default)]
+    pub digits: Option<String>,
+    #[serde(default)]
+    pub speech: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, Serialize)]
+pub struct Spoken {
+    pub duration_secs: u64,
+    #[serde(default)]
+    pub text: String,
+}
+
 #[derive(Default)]
 pub struct World {
     pub accounts: HashMap<String, Account>,
@@ -159,6 +271,11 @@ pub struct World {
     pub faults: Vec<Fault>,
     pub next_fault: u64,
     pub delays: Delays,
+    pub calls: HashMap<String, Call>,
+    pub recordings: HashMap<String, Recording>,
+    pub transcriptions: HashMap<String, Transcription>,
+    /// How simulated phones answer calls placed to them (by number).
+    pub phones: HashMap<String, CallScript>,
 }
 
 impl World {

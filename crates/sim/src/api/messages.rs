@@ -187,7 +187,7 @@ pub(crate) fn is_http_url(s: &str) -> bool {
 }
 
 /// API-level faults for a request touching these numbers: 429, 500, or a slow answer.
-fn api_faults(sim: &Sim, numbers: &[&str]) -> SimResult<Option<Duration>> {
+pub(crate) fn api_faults(sim: &Sim, numbers: &[&str]) -> SimResult<Option<Duration>> {
     let mut w = sim.world();
     let refusal = faults::take(&mut w.faults, numbers, |k| match k {
         FaultKind::RateLimit { retry_after_secs } => {

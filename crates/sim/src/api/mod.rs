@@ -51,6 +51,7 @@ pub fn router() -> Router<Sim> {
             "/Accounts/{account}/Keys.json",
             get(list_keys).post(create_key),
         )
+        .merge(crate::voice::api::router())
         .fallback(|uri: axum::http::Uri| async move { SimError::not_found(uri.path()) })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             SimError::new(405, 20004, format!("Method {method} not allowed"))

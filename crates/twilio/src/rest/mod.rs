@@ -4,11 +4,13 @@
 //! The client never retries: a create that timed out may have been carried out, and only the
 //! caller (which can reconcile against Twilio's list) may decide to send again.
 
+mod calls;
 mod error;
 mod form;
 mod messages;
 mod numbers;
 
+pub use calls::*;
 pub use error::{ApiError, Error};
 pub use form::Form;
 pub use messages::*;
