@@ -16,6 +16,7 @@ pub mod signature_check;
 pub mod sim_server;
 pub mod storage;
 pub mod tenants;
+pub mod voice;
 pub mod workers;
 
 pub use app::App;

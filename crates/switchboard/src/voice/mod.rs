@@ -1,0 +1,3 @@
+//! Voice: call flows and, built on them, answering calls with TwiML.
+
+pub mod flow;
