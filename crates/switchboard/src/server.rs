@@ -250,9 +250,11 @@ pub async fn ensure_tenant(app: &App, t: &DefaultTenant) -> Result<String, Strin
                     db,
                     &tenant.id,
                     &n.id,
-                    t.segments_per_second,
-                    None,
-                    sid.as_deref(),
+                    tenants::NumberChange {
+                        segments_per_second: t.segments_per_second,
+                        twilio_sid: sid.as_deref(),
+                        ..Default::default()
+                    },
                 )
                 .await
                 .map_err(|e| e.to_string())?;

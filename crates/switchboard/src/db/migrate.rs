@@ -26,6 +26,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0002_keyword_log.sql"),
         postgres: None,
     },
+    Migration {
+        version: 3,
+        name: "voice",
+        sql: include_str!("../../migrations/0003_voice.sql"),
+        postgres: None,
+    },
 ];
 
 /// An arbitrary constant naming our advisory lock.

@@ -24,6 +24,8 @@ pub fn router(app: App) -> Router {
         .merge(crate::messaging::contacts::router())
         .merge(crate::messaging::templates::router())
         .merge(crate::messaging::webhooks::router())
+        .merge(crate::voice::flows::router())
+        .merge(crate::voice::calls::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

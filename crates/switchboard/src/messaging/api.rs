@@ -305,11 +305,11 @@ fn parse_time(name: &str, v: &str) -> ApiResult<i64> {
         })
 }
 
-fn encode_cursor(t: i64, id: &str) -> String {
+pub(crate) fn encode_cursor(t: i64, id: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{t}:{id}"))
 }
 
-fn decode_cursor(c: &str) -> ApiResult<(i64, String)> {
+pub(crate) fn decode_cursor(c: &str) -> ApiResult<(i64, String)> {
     let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(c)

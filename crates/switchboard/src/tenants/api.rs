@@ -148,6 +148,9 @@ struct PatchNumber {
     /// A text sent back to anyone who texts this number; null turns it off.
     #[serde(default, deserialize_with = "double_option")]
     auto_reply: Option<Option<String>>,
+    /// The call flow (id or name) that answers calls; null detaches it.
+    #[serde(default, deserialize_with = "double_option")]
+    flow: Option<Option<String>>,
 }
 
 fn double_option<'de, D: serde::Deserializer<'de>>(
@@ -172,15 +175,24 @@ async fn update(
         }
     }
     let auto = req.auto_reply.as_ref().map(|o| o.as_deref());
-    store::update_number(
-        app.db(),
-        &auth.tenant.id,
-        &id,
-        req.segments_per_second,
-        auto,
-        None,
-    )
-    .await?
-    .map(Json)
-    .ok_or_else(|| ApiError::not_found("number"))
+    let flow_id = match &req.flow {
+        Some(Some(f)) => Some(Some(
+            crate::voice::flows::find(app.db(), &auth.tenant.id, f)
+                .await?
+                .ok_or_else(|| ApiError::unprocessable("unknown_flow", format!("no flow {f:?}")))?
+                .id,
+        )),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let change = store::NumberChange {
+        segments_per_second: req.segments_per_second,
+        auto_reply: auto,
+        flow_id: flow_id.as_ref().map(|o| o.as_deref()),
+        twilio_sid: None,
+    };
+    store::update_number(app.db(), &auth.tenant.id, &id, change)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("number"))
 }

@@ -40,6 +40,8 @@ pub struct Number {
     pub twilio_sid: Option<String>,
     pub segments_per_second: f64,
     pub auto_reply: Option<String>,
+    /// The call flow that answers calls to this number.
+    pub flow_id: Option<String>,
     pub created_at: i64,
 }
 

@@ -24,12 +24,13 @@ fn number(r: &AnyRow) -> Number {
         twilio_sid: opt_str(r, "twilio_sid"),
         segments_per_second: r.get("segments_per_second"),
         auto_reply: opt_str(r, "auto_reply"),
+        flow_id: opt_str(r, "flow_id"),
         created_at: r.get("created_at"),
     }
 }
 
 const NUMBER_COLS: &str =
-    "id, tenant_id, phone_number, twilio_sid, segments_per_second, auto_reply, created_at";
+    "id, tenant_id, phone_number, twilio_sid, segments_per_second, auto_reply, flow_id, created_at";
 
 /// Creates a tenant and its first API key (`api_key` if given, else a new one). Returns the key
 /// in clear: the only time it is seen.
@@ -176,6 +177,7 @@ pub async fn add_number(
         twilio_sid: twilio_sid.map(str::to_string),
         segments_per_second: sps,
         auto_reply: None,
+        flow_id: None,
         created_at: now_ms(),
     };
     sqlx::query(
@@ -192,33 +194,48 @@ pub async fn add_number(
     Ok(n)
 }
 
+/// Changes to a number; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct NumberChange<'a> {
+    pub segments_per_second: Option<f64>,
+    pub auto_reply: Option<Option<&'a str>>,
+    pub flow_id: Option<Option<&'a str>>,
+    pub twilio_sid: Option<&'a str>,
+}
+
 pub async fn update_number(
     db: &Db,
     tenant_id: &str,
     id: &str,
-    sps: Option<f64>,
-    auto_reply: Option<Option<&str>>,
-    twilio_sid: Option<&str>,
+    change: NumberChange<'_>,
 ) -> DbResult<Option<Number>> {
     let Some(current) = get_number(db, tenant_id, id).await? else {
         return Ok(None);
     };
-    let sps = sps.unwrap_or(current.segments_per_second);
-    let auto_reply = match auto_reply {
-        Some(v) => v.map(str::to_string),
-        None => current.auto_reply.clone(),
-    };
-    let sid = twilio_sid
+    let sps = change
+        .segments_per_second
+        .unwrap_or(current.segments_per_second);
+    let auto_reply = change
+        .auto_reply
+        .map_or(current.auto_reply.clone(), |v| v.map(str::to_string));
+    let flow_id = change
+        .flow_id
+        .map_or(current.flow_id.clone(), |v| v.map(str::to_string));
+    let sid = change
+        .twilio_sid
         .map(str::to_string)
         .or(current.twilio_sid.clone());
-    sqlx::query("UPDATE numbers SET segments_per_second = $1, auto_reply = $2, twilio_sid = $3 WHERE id = $4 AND tenant_id = $5")
-        .bind(sps)
-        .bind(&auto_reply)
-        .bind(&sid)
-        .bind(id)
-        .bind(tenant_id)
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "UPDATE numbers SET segments_per_second = $1, auto_reply = $2, twilio_sid = $3, flow_id = $4 WHERE id = $5 AND tenant_id = $6",
+    )
+    .bind(sps)
+    .bind(&auto_reply)
+    .bind(&sid)
+    .bind(&flow_id)
+    .bind(id)
+    .bind(tenant_id)
+    .execute(db.pool())
+    .await?;
     get_number(db, tenant_id, id).await
 }
 

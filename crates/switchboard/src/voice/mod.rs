@@ -1,4 +1,6 @@
 //! Voice: call flows and, built on them, answering calls with TwiML.
 
+pub mod calls;
 pub mod flow;
+pub mod flows;
 pub mod render;

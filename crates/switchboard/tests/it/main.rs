@@ -7,3 +7,4 @@ mod inbound;
 mod openapi;
 mod sending;
 mod tenancy;
+mod voice;

@@ -1,0 +1,254 @@
+//! `/v1/flows`: a tenant's call flows, validated when saved, previewable as TwiML.
+
+use super::flow::{validate, Flow, Step};
+use super::render::{render_from, Ctx, Effect};
+use crate::db::{now_ms, Db, DbError, DbResult, Row};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Auth, JsonBody};
+use crate::ids::new_id;
+use crate::messaging::iso;
+use crate::App;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredFlow {
+    pub id: String,
+    #[serde(flatten)]
+    pub flow: Flow,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn stored(r: &AnyRow) -> Option<StoredFlow> {
+    let flow: Flow = serde_json::from_str(&r.get::<String, _>("definition")).ok()?;
+    Some(StoredFlow {
+        id: r.get("id"),
+        flow,
+        created_at: iso(r.get("created_at")),
+        updated_at: iso(r.get("updated_at")),
+    })
+}
+
+/// A flow by id or name.
+pub async fn find(db: &Db, tenant_id: &str, id_or_name: &str) -> DbResult<Option<StoredFlow>> {
+    let r = sqlx::query("SELECT id, definition, created_at, updated_at FROM flows WHERE tenant_id = $1 AND (id = $2 OR name = $2)")
+        .bind(tenant_id)
+        .bind(id_or_name)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(r.as_ref().and_then(stored))
+}
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/v1/flows", get(list).post(create))
+        .route("/v1/flows/{id}", get(fetch).put(replace).delete(remove))
+        .route("/v1/flows/{id}/preview", post(preview))
+}
+
+/// Validates a flow and checks that the flows it redirects to exist.
+async fn check(app: &App, tenant_id: &str, region: &str, flow: &mut Flow) -> ApiResult<()> {
+    if let Err(errors) = validate(flow, region) {
+        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        return Err(ApiError::unprocessable("invalid_flow", list.join("; ")));
+    }
+    for (name, step) in &flow.steps {
+        if let Step::Redirect { flow: other } = step {
+            if other != &flow.name && find(app.db(), tenant_id, other).await?.is_none() {
+                return Err(ApiError::unprocessable(
+                    "invalid_flow",
+                    format!("step {name:?}: redirects to flow {other:?}, which does not exist"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn name_taken(e: DbError) -> ApiError {
+    if e.is_unique_violation() {
+        ApiError::conflict("flow_exists", "a flow with this name exists")
+    } else {
+        e.into()
+    }
+}
+
+async fn create(
+    State(app): State<App>,
+    auth: Auth,
+    JsonBody(mut flow): JsonBody<Flow>,
+) -> ApiResult<(StatusCode, Json<StoredFlow>)> {
+    check(
+        &app,
+        &auth.tenant.id,
+        &auth.tenant.default_region,
+        &mut flow,
+    )
+    .await?;
+    let id = new_id("flow");
+    let now = now_ms();
+    sqlx::query("INSERT INTO flows (id, tenant_id, name, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+        .bind(&id)
+        .bind(&auth.tenant.id)
+        .bind(flow.name.trim())
+        .bind(serde_json::to_string(&flow).unwrap_or_default())
+        .bind(now)
+        .execute(app.db().pool())
+        .await
+        .map_err(|e| name_taken(e.into()))?;
+    let f = find(app.db(), &auth.tenant.id, &id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(f)))
+}
+
+async fn replace(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(mut flow): JsonBody<Flow>,
+) -> ApiResult<Json<StoredFlow>> {
+    let current = find(app.db(), &auth.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("flow"))?;
+    check(
+        &app,
+        &auth.tenant.id,
+        &auth.tenant.default_region,
+        &mut flow,
+    )
+    .await?;
+    sqlx::query("UPDATE flows SET name = $1, definition = $2, updated_at = $3 WHERE id = $4 AND tenant_id = $5")
+        .bind(flow.name.trim())
+        .bind(serde_json::to_string(&flow).unwrap_or_default())
+        .bind(now_ms())
+        .bind(&current.id)
+        .bind(&auth.tenant.id)
+        .execute(app.db().pool())
+        .await
+        .map_err(|e| name_taken(e.into()))?;
+    find(app.db(), &auth.tenant.id, &current.id)
+        .await?
+        .map(Json)
+        .ok_or_else(ApiError::internal)
+}
+
+async fn fetch(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StoredFlow>> {
+    find(app.db(), &auth.tenant.id, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("flow"))
+}
+
+async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
+    let rows = sqlx::query("SELECT id, definition, created_at, updated_at FROM flows WHERE tenant_id = $1 ORDER BY name")
+        .bind(&auth.tenant.id)
+        .fetch_all(app.db().pool())
+        .await
+        .map_err(DbError::from)?;
+    let data: Vec<StoredFlow> = rows.iter().filter_map(stored).collect();
+    Ok(Json(json!({ "data": data, "next_cursor": null })))
+}
+
+async fn remove(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let f = find(app.db(), &auth.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("flow"))?;
+    let used =
+        sqlx::query("SELECT phone_number FROM numbers WHERE flow_id = $1 AND tenant_id = $2")
+            .bind(&f.id)
+            .bind(&auth.tenant.id)
+            .fetch_optional(app.db().pool())
+            .await
+            .map_err(DbError::from)?;
+    if let Some(r) = used {
+        let n: String = r.get("phone_number");
+        return Err(ApiError::conflict(
+            "flow_in_use",
+            format!("{n} answers calls with this flow; attach another flow first"),
+        ));
+    }
+    sqlx::query("DELETE FROM flows WHERE id = $1 AND tenant_id = $2")
+        .bind(&f.id)
+        .bind(&auth.tenant.id)
+        .execute(app.db().pool())
+        .await
+        .map_err(DbError::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewRequest {
+    /// The step to start from (default: the flow's start).
+    step: Option<String>,
+    /// The caller (default +15005550006).
+    caller: Option<String>,
+    /// The moment of the call, RFC 3339 (default: now), for business hours.
+    at: Option<String>,
+}
+
+/// The TwiML a step produces for a given caller and time, without a call.
+async fn preview(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<PreviewRequest>,
+) -> ApiResult<Json<Value>> {
+    let f = find(app.db(), &auth.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("flow"))?;
+    let step = req.step.unwrap_or_else(|| f.flow.start.clone());
+    if !f.flow.steps.contains_key(&step) {
+        return Err(ApiError::unprocessable(
+            "unknown_step",
+            format!("the flow has no step {step:?}"),
+        ));
+    }
+    let now = match req.at.as_deref() {
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|_| ApiError::bad_request("invalid_time", "`at` is an RFC 3339 time"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let caller = req.caller.unwrap_or_else(|| "+15005550006".into());
+    let numbers = crate::tenants::store::list_numbers(app.db(), &auth.tenant.id).await?;
+    let number = numbers
+        .first()
+        .map(|n| n.phone_number.clone())
+        .unwrap_or_default();
+    let ctx = Ctx {
+        base: &app.config().public_url,
+        call_id: "call_preview",
+        now,
+        caller: &caller,
+        number: &number,
+    };
+    let r = render_from(&f.flow, &step, &ctx);
+    let effects: Vec<Value> = r
+        .effects
+        .iter()
+        .map(|e| match e {
+            Effect::SendTemplate { template, window_minutes, known_contacts_only } => {
+                json!({"send_template": template, "window_minutes": window_minutes, "known_contacts_only": known_contacts_only})
+            }
+        })
+        .collect();
+    Ok(Json(
+        json!({ "twiml": r.twiml.to_string(), "path": r.path, "effects": effects }),
+    ))
+}

@@ -1,0 +1,346 @@
+use crate::both;
+use crate::harness::{Backend, TestApp, HANDSET, NUMBER};
+use serde_json::{json, Value};
+use sim::state::{CallScript, Input, Spoken};
+use sim::PhoneCall;
+
+const AGENT: &str = "+14155550142";
+
+async fn attach(t: &TestApp, number: &str, flow: &str) {
+    let (_, nums) = t.get("/v1/numbers").await;
+    let id = nums["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["phone_number"] == number)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = t
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/numbers/{id}"),
+            &t.api_key,
+            Some(json!({"flow": flow})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["flow_id"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("flow_")),
+        "{v}"
+    );
+}
+
+fn front_desk() -> Value {
+    json!({
+        "name": "front desk",
+        "start": "welcome",
+        "steps": {
+            "welcome": {"type": "say", "text": "Thanks for calling Smith & Jones.", "next": "menu"},
+            "menu": {"type": "menu", "prompt": {"say": "Press 1 for hours, 2 for an advisor."}, "choices": {"1": "hours", "2": "advisor"}, "retries": 1, "on_no_input": "voicemail"},
+            "hours": {"type": "say", "text": "We are open nine to five."},
+            "advisor": {"type": "forward", "numbers": [AGENT], "timeout_seconds": 15, "on_no_answer": "voicemail", "on_busy": "voicemail"},
+            "voicemail": {"type": "voicemail", "greeting": {"say": "Please leave a message after the beep."}, "max_seconds": 60}
+        }
+    })
+}
+
+async fn wait_call_status(t: &TestApp, id: &str, status: &str) -> Value {
+    t.eventually("the call's final status", async || {
+        let (_, v) = t.get(&format!("/v1/calls/{id}")).await;
+        (v["status"] == status).then_some(v)
+    })
+    .await
+}
+
+async fn ivr_forward_no_answer_then_voicemail(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (s, f) = t.post("/v1/flows", front_desk()).await;
+    assert_eq!(s, 201, "{f}");
+    attach(&t, NUMBER, "front desk").await;
+    let report = t
+        .sim
+        .phone_call(PhoneCall {
+            from: HANDSET.into(),
+            to: NUMBER.into(),
+            script: CallScript {
+                inputs: vec![
+                    Input {
+                        digits: Some("9".into()),
+                        speech: None,
+                    },
+                    Input {
+                        digits: Some("2".into()),
+                        speech: None,
+                    },
+                ],
+                dial: [(AGENT.to_string(), "no-answer".to_string())].into(),
+                recordings: vec![Spoken {
+                    duration_secs: 8,
+                    text: "Please call me back".into(),
+                }],
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    let said: Vec<String> = report
+        .steps
+        .iter()
+        .filter(|s| s.what == "say")
+        .map(|s| s.detail["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "Thanks for calling Smith & Jones.",
+            "Press 1 for hours, 2 for an advisor.",
+            "Sorry, that is not one of the choices.",
+            "Press 1 for hours, 2 for an advisor.",
+            "Please leave a message after the beep.",
+            "Thank you. Goodbye."
+        ]
+    );
+    let dial = report.steps.iter().find(|s| s.what == "dial").unwrap();
+    assert_eq!(dial.detail["status"], "no-answer");
+    assert_eq!(report.recordings.len(), 1);
+
+    let (_, calls) = t.get("/v1/calls?direction=inbound").await;
+    let c = &calls["data"][0];
+    assert_eq!(c["from"], HANDSET);
+    assert_eq!(c["twilio_sid"], report.sid);
+    let v = wait_call_status(&t, c["id"].as_str().unwrap(), "completed").await;
+    assert_eq!(
+        v["path"],
+        json!(["welcome", "menu", "menu", "advisor", "voicemail"])
+    );
+    assert_eq!(v["duration"], report.duration.unwrap() as i64);
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"voice_request")
+            && kinds.contains(&"step_result")
+            && kinds.contains(&"status_callback"),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"recording") && kinds.contains(&"transcription"),
+        "{kinds:?}"
+    );
+    let tr = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "transcription")
+        .unwrap();
+    assert_eq!(tr["payload"]["TranscriptionText"], "Please call me back");
+}
+both!(ivr_forward_no_answer_then_voicemail);
+
+async fn missed_call_texts_once_per_window(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (s, _) = t.post("/v1/templates", json!({"name": "prices", "body": "Today at the market: tomatoes $3/lb, eggs $6/dozen. Reply STOP to opt out."})).await;
+    assert_eq!(s, 201);
+    let (s, v) = t.post("/v1/flows", json!({"name": "market", "start": "text", "steps": {"text": {"type": "missed_call_sms", "template": "prices", "window_minutes": 60}}})).await;
+    assert_eq!(s, 201, "{v}");
+    attach(&t, NUMBER, "market").await;
+    for _ in 0..2 {
+        let r = t
+            .sim
+            .phone_call(PhoneCall {
+                from: HANDSET.into(),
+                to: NUMBER.into(),
+                script: Default::default(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status, "busy",
+            "the call is not answered, so it is free for the caller"
+        );
+        assert_eq!(r.duration, Some(0));
+    }
+    let texts = t
+        .eventually("the text reached the caller", async || {
+            let d = t.deliveries_to(HANDSET);
+            (!d.is_empty()).then_some(d)
+        })
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        t.deliveries_to(HANDSET).len(),
+        1,
+        "one text within the window: {texts:?}"
+    );
+    assert!(texts[0].body.starts_with("Today at the market"));
+    let (_, calls) = t.get("/v1/calls").await;
+    assert_eq!(calls["data"].as_array().unwrap().len(), 2);
+}
+both!(missed_call_texts_once_per_window);
+
+async fn flows_are_validated_and_previewed(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (s, v) = t.post("/v1/flows", json!({"name": "bad", "start": "a", "steps": {"a": {"type": "say", "text": "hi", "next": "nowhere"}}})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("invalid_flow"))
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("step \"a\""),
+        "{v}"
+    );
+    let (s, v) = t
+        .post(
+            "/v1/flows",
+            json!({"name": "bad", "start": "a", "steps": {"a": {"type": "dance"}}}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = t.post("/v1/flows", json!({"name": "loop", "start": "a", "steps": {"a": {"type": "say", "text": "x", "next": "b"}, "b": {"type": "pause", "seconds": 1, "next": "a"}}})).await;
+    assert_eq!(s, 422);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("never leave"));
+    let (s, v) = t.post("/v1/flows", json!({"name": "fwd", "start": "f", "steps": {"f": {"type": "forward", "numbers": ["not a number"]}}})).await;
+    assert_eq!(s, 422, "{v}");
+    let (s, f) = t.post("/v1/flows", front_desk()).await;
+    assert_eq!(s, 201);
+    let id = f["id"].as_str().unwrap();
+    let (s, p) = t
+        .post(&format!("/v1/flows/{id}/preview"), json!({"step": "menu"}))
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert!(p["twiml"].as_str().unwrap().contains("<Gather "));
+    assert_eq!(p["path"], json!(["menu"]));
+    let (s, p) = t.post(&format!("/v1/flows/{id}/preview"), json!({})).await;
+    assert_eq!(s, 200);
+    assert!(
+        p["twiml"].as_str().unwrap().contains("Smith &amp; Jones"),
+        "text is escaped in TwiML: {p}"
+    );
+    attach(&t, NUMBER, id).await;
+    let (s, v) = t
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/flows/{id}"),
+            &t.api_key,
+            None,
+        )
+        .await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("flow_in_use")));
+    let (s, _) = t.post("/v1/flows", front_desk()).await;
+    assert_eq!(s, 409, "names are unique per tenant");
+}
+both!(flows_are_validated_and_previewed);
+
+async fn call_webhooks_are_signed_and_statuses_never_go_back(b: Backend) {
+    let t = TestApp::start(b).await;
+    let url = format!("{}/twilio/voice", t.url);
+    let form = [
+        ("CallSid", "CA0123456789abcdef0123456789abcdef"),
+        ("AccountSid", t.account_sid.as_str()),
+        ("From", HANDSET),
+        ("To", NUMBER),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+    ];
+    let r = t.http.post(&url).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let (_, calls) = t.get("/v1/calls").await;
+    assert!(
+        calls["data"].as_array().unwrap().is_empty(),
+        "nothing stored for a bad signature"
+    );
+    let sig = twilio::signature::sign(&t.auth_token, &url, &form);
+    let r = t
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", &sig)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc = r.text().await.unwrap();
+    assert!(
+        doc.contains("cannot take calls"),
+        "a number without a flow says so: {doc}"
+    );
+    // Twilio repeats the request: still one call.
+    t.http
+        .post(&url)
+        .header("X-Twilio-Signature", &sig)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let (_, calls) = t.get("/v1/calls").await;
+    assert_eq!(calls["data"].as_array().unwrap().len(), 1);
+    let id = calls["data"][0]["id"].as_str().unwrap().to_string();
+    let status_url = format!("{}/twilio/voice/status", t.url);
+    let post = |status: &'static str, seq: &'static str| {
+        let f = vec![
+            ("CallSid", "CA0123456789abcdef0123456789abcdef".to_string()),
+            ("AccountSid", t.account_sid.clone()),
+            ("CallStatus", status.to_string()),
+            ("SequenceNumber", seq.to_string()),
+            ("CallDuration", "42".to_string()),
+        ];
+        let sig = twilio::signature::sign(&t.auth_token, &status_url, &f);
+        t.http
+            .post(&status_url)
+            .header("X-Twilio-Signature", sig)
+            .form(&f)
+            .send()
+    };
+    assert_eq!(post("completed", "3").await.unwrap().status(), 204);
+    assert_eq!(post("in-progress", "2").await.unwrap().status(), 204);
+    assert_eq!(post("completed", "3").await.unwrap().status(), 204);
+    let (_, v) = t.get(&format!("/v1/calls/{id}")).await;
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["duration"], 42);
+    let applied: Vec<(String, bool)> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "status_callback")
+        .map(|e| {
+            (
+                e["status"].as_str().unwrap().to_string(),
+                e["applied"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        applied,
+        [
+            ("completed".into(), true),
+            ("in-progress".into(), false),
+            ("completed".into(), false)
+        ]
+    );
+    let (s, _) = t.get("/v1/calls?status=exploded").await;
+    assert_eq!(s, 400);
+    let other = t.second_tenant("+14155550161").await;
+    let (s, _) = t
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/calls/{id}"),
+            &other,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "another tenant cannot see the call");
+}
+both!(call_webhooks_are_signed_and_statuses_never_go_back);
