@@ -48,3 +48,6 @@ CREATE TABLE call_events (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX call_events_call ON call_events (call_id, created_at);
+
+-- Steps an app added during a call (ask_app), merged over the call's flow.
+ALTER TABLE calls ADD COLUMN flow_override TEXT;

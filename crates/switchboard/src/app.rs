@@ -49,6 +49,11 @@ impl App {
     pub fn storage(&self) -> &Storage {
         &self.inner.storage
     }
+    /// The shared HTTP client (Twilio's timeouts; set a shorter one per request where needed).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
     pub fn work_queued(&self) {
         self.inner.work.notify_waiters();
     }

@@ -20,13 +20,22 @@ pub fn router() -> Router<App> {
         .route("/v1/numbers/{id}", get(fetch).patch(update))
 }
 
-async fn whoami(auth: Auth) -> Json<Value> {
+async fn whoami(State(app): State<App>, auth: Auth) -> Json<Value> {
     Json(json!({
         "id": auth.tenant.id,
         "name": auth.tenant.name,
         "twilio_account_sid": auth.tenant.account_sid,
         "default_region": auth.tenant.default_region,
+        // Verifies X-Switchboard-Signature on requests this server makes to the tenant's app.
+        "app_signing_secret": app_signing_secret(&app, &auth.tenant.id),
     }))
+}
+
+/// The secret that signs requests to the tenant's own app (ask_app steps).
+pub fn app_signing_secret(app: &App, tenant_id: &str) -> String {
+    app.config()
+        .master_key
+        .derive(&format!("app-signing:{tenant_id}"))
 }
 
 #[derive(Deserialize)]

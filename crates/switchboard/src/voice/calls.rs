@@ -25,6 +25,7 @@ pub fn router() -> Router<App> {
         .route("/twilio/voice", post(incoming))
         .route("/twilio/voice/step", post(step))
         .route("/twilio/voice/flow", post(other_flow))
+        .route("/twilio/voice/ask", post(ask_app))
         .route("/twilio/voice/status", post(status))
         .route("/twilio/voice/recording", post(recording_event))
         .route("/twilio/voice/transcription", post(transcription_event))
@@ -65,12 +66,15 @@ pub struct Call {
     pub tenant_id: String,
     #[serde(skip)]
     pub created_ms: i64,
+    /// The flow with the steps an app added during the call.
+    #[serde(skip)]
+    pub flow_override: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<Value>>,
 }
 
 const CALL_COLS: &str = "id, tenant_id, number_id, direction, from_number, to_number, status, twilio_sid, flow_id, path, \
-    ringing_at, answered_at, ended_at, duration, created_at, updated_at";
+    ringing_at, answered_at, ended_at, duration, created_at, updated_at, flow_override";
 
 fn call(r: &AnyRow) -> Call {
     let t = |c: &str| r.try_get::<Option<i64>, _>(c).ok().flatten();
@@ -90,6 +94,7 @@ fn call(r: &AnyRow) -> Call {
         ended_at: t("ended_at").map(iso),
         duration: t("duration"),
         created_ms: r.get("created_at"),
+        flow_override: opt_str(r, "flow_override"),
         created_at: iso(r.get("created_at")),
         updated_at: iso(r.get("updated_at")),
         events: None,
@@ -235,6 +240,150 @@ async fn load_flow(
     Ok(super::flows::find(db, tenant_id, id)
         .await?
         .map(|f| (f.id, f.flow)))
+}
+
+/// The flow a call runs: its own, with any steps an app added.
+async fn call_flow(db: &Db, c: &Call) -> DbResult<Option<Flow>> {
+    if let Some(f) = c
+        .flow_override
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<Flow>(j).ok())
+    {
+        return Ok(Some(f));
+    }
+    Ok(load_flow(db, &c.tenant_id, c.flow_id.as_deref())
+        .await?
+        .map(|(_, f)| f))
+}
+
+/// What the app may answer: a step of the flow to go to, or steps to add and where to start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppAnswer {
+    next: Option<String>,
+    start: Option<String>,
+    #[serde(default)]
+    steps: std::collections::BTreeMap<String, super::flow::Step>,
+}
+
+/// An `ask_app` step: POSTs the call to the tenant's app (signed), which answers with the next
+/// steps. A timeout, an error or an answer that does not validate goes to the fallback step.
+async fn ask_app(
+    State(app): State<App>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    TwilioForm(form): TwilioForm,
+) -> ApiResult<Response> {
+    let c = call_of(&app, &uri, &headers, &form).await?;
+    let name = query_param(&uri, "step").unwrap_or_default();
+    let Some(flow) = call_flow(app.db(), &c).await? else {
+        return finish(&app, &c, unconfigured()).await;
+    };
+    let Some(super::flow::Step::AskApp(ask)) = flow.steps.get(&name).cloned() else {
+        return finish(&app, &c, unconfigured()).await;
+    };
+    let outcome = ask_the_app(&app, &c, &name, &ask, &flow).await;
+    let r = match outcome {
+        Ok((merged, start)) => {
+            if merged != flow {
+                sqlx::query("UPDATE calls SET flow_override = $1 WHERE id = $2")
+                    .bind(serde_json::to_string(&merged).unwrap_or_default())
+                    .bind(&c.id)
+                    .execute(app.db().pool())
+                    .await
+                    .map_err(DbError::from)?;
+            }
+            insert_event(app.db(), &c, "ask_app", Some(&start), true, &Form::new()).await?;
+            render_from(&merged, &start, &ctx(&app, &c))
+        }
+        Err(reason) => {
+            tracing::warn!(call_id = %c.id, %reason, "ask_app fell back");
+            insert_event(
+                app.db(),
+                &c,
+                "ask_app_failed",
+                Some(&ask.fallback),
+                true,
+                &Form(vec![("reason".into(), reason)]),
+            )
+            .await?;
+            render_from(&flow, &ask.fallback, &ctx(&app, &c))
+        }
+    };
+    finish(&app, &c, r).await
+}
+
+/// Signs `t.body` with the tenant's app signing secret: `t=<unix seconds>,v1=<hex HMAC-SHA256>`.
+pub fn app_signature(secret: &str, t: i64, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn ask_the_app(
+    app: &App,
+    c: &Call,
+    step: &str,
+    ask: &super::flow::AskApp,
+    flow: &Flow,
+) -> Result<(Flow, String), String> {
+    let body = json!({
+        "call_id": c.id, "call_sid": c.twilio_sid, "from": c.from, "to": c.to, "step": step, "path": c.path,
+    })
+    .to_string();
+    let secret = crate::tenants::api::app_signing_secret(app, &c.tenant_id);
+    let sig = app_signature(&secret, chrono::Utc::now().timestamp(), &body);
+    let resp = app
+        .http()
+        .post(&ask.url)
+        .timeout(std::time::Duration::from_millis(ask.timeout_ms as u64))
+        .header("Content-Type", "application/json")
+        .header("X-Switchboard-Signature", sig)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                format!("no answer within {} ms", ask.timeout_ms)
+            } else {
+                e.to_string()
+            }
+        })?;
+    if !resp.status().is_success() {
+        return Err(format!("the app answered HTTP {}", resp.status()));
+    }
+    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    if bytes.len() > 256 * 1024 {
+        return Err("the app's answer is larger than 256 KiB".into());
+    }
+    let answer: AppAnswer = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("the app's answer is not valid: {e}"))?;
+    let mut merged = flow.clone();
+    let start = match (answer.next, answer.start) {
+        (Some(next), None) if answer.steps.is_empty() => next,
+        (None, Some(start)) => start,
+        _ => {
+            return Err("answer with {\"next\": step} or {\"start\": step, \"steps\": {…}}".into())
+        }
+    };
+    merged.steps.extend(answer.steps);
+    let original_start = merged.start.clone();
+    merged.start = start.clone();
+    let tenant = crate::tenants::store::get_tenant(app.db(), &c.tenant_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let region = tenant
+        .map(|t| t.default_region)
+        .unwrap_or_else(|| "US".into());
+    super::flow::validate_extension(&mut merged, &region).map_err(|errs| {
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    merged.start = original_start;
+    Ok((merged, start))
 }
 
 fn unconfigured() -> Rendered {
@@ -458,7 +607,7 @@ async fn step(
     let name = query_param(&uri, "step")
         .ok_or_else(|| ApiError::bad_request("invalid_webhook", "step is missing"))?;
     insert_event(app.db(), &c, "step_result", Some(&name), true, &form).await?;
-    let Some((_, flow)) = load_flow(app.db(), &c.tenant_id, c.flow_id.as_deref()).await? else {
+    let Some(flow) = call_flow(app.db(), &c).await? else {
         return finish(&app, &c, unconfigured()).await;
     };
     let result = if form.get("DialCallStatus").is_some() {

@@ -344,3 +344,91 @@ async fn call_webhooks_are_signed_and_statuses_never_go_back(b: Backend) {
     assert_eq!(s, 404, "another tenant cannot see the call");
 }
 both!(call_webhooks_are_signed_and_statuses_never_go_back);
+
+async fn ask_app_steps_and_fallback(b: Backend) {
+    use axum::routing::post;
+    use std::sync::{Arc, Mutex};
+    let t = TestApp::start(b).await;
+    let (_, me) = t.get("/v1/tenant").await;
+    let secret = me["app_signing_secret"].as_str().unwrap().to_string();
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (s2, seen2) = (secret.clone(), seen.clone());
+    let router = axum::Router::new()
+        .route(
+            "/next",
+            post(move |headers: axum::http::HeaderMap, body: String| {
+                let (secret, seen) = (s2.clone(), seen2.clone());
+                async move {
+                    let sig = headers["X-Switchboard-Signature"].to_str().unwrap().to_string();
+                    let t: i64 = sig.split(',').next().unwrap().trim_start_matches("t=").parse().unwrap();
+                    if switchboard::voice::calls::app_signature(&secret, t, &body) != sig {
+                        return (axum::http::StatusCode::UNAUTHORIZED, String::new());
+                    }
+                    seen.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                    let answer = json!({"start": "vip", "steps": {"vip": {"type": "say", "text": "Hello, valued client.", "next": "sorry"}}});
+                    (axum::http::StatusCode::OK, answer.to_string())
+                }
+            }),
+        )
+        .route(
+            "/slow",
+            post(|| async {
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                "{}"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    for (name, path) in [("asks", "/next"), ("slow app", "/slow")] {
+        let (s, v) = t
+            .post(
+                "/v1/flows",
+                json!({"name": name, "start": "ask", "steps": {
+                    "ask": {"type": "ask_app", "url": format!("{app_url}{path}"), "timeout_ms": 300, "fallback": "sorry"},
+                    "sorry": {"type": "say", "text": "Goodbye from the flow."}}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    attach(&t, NUMBER, "asks").await;
+    let r = t
+        .sim
+        .phone_call(PhoneCall {
+            from: HANDSET.into(),
+            to: NUMBER.into(),
+            script: Default::default(),
+        })
+        .await
+        .unwrap();
+    let said: Vec<&str> = r
+        .steps
+        .iter()
+        .filter(|s| s.what == "say")
+        .map(|s| s.detail["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(said, ["Hello, valued client.", "Goodbye from the flow."]);
+    assert_eq!(seen.lock().unwrap()[0]["from"], HANDSET);
+    attach(&t, NUMBER, "slow app").await;
+    let r = t
+        .sim
+        .phone_call(PhoneCall {
+            from: HANDSET.into(),
+            to: NUMBER.into(),
+            script: Default::default(),
+        })
+        .await
+        .unwrap();
+    let said: Vec<&str> = r
+        .steps
+        .iter()
+        .filter(|s| s.what == "say")
+        .map(|s| s.detail["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        said,
+        ["Goodbye from the flow."],
+        "the fallback runs when the app is too slow"
+    );
+}
+both!(ask_app_steps_and_fallback);
