@@ -69,6 +69,29 @@ pub struct Config {
     pub max_media_bytes: usize,
     /// How long a request to Twilio may take before its outcome is treated as unknown.
     pub twilio_timeout: Duration,
+    /// An OpenAI-compatible speech-to-text endpoint for voicemails (Twilio's otherwise).
+    pub stt: Option<Stt>,
+    /// Delete recordings at Twilio once they are copied into storage.
+    pub delete_recordings_at_twilio: bool,
+}
+
+/// Speech to text: `POST {url}/audio/transcriptions` as OpenAI's API (and self-hosted Whisper
+/// servers) take it.
+#[derive(Clone)]
+pub struct Stt {
+    pub url: String,
+    pub api_key: Option<String>,
+    pub model: String,
+}
+
+impl std::fmt::Debug for Stt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stt")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

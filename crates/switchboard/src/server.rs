@@ -113,6 +113,25 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
                 config_error("SWITCHBOARD_STATUS_POLL_SECS", "whole seconds, at least 1")
             })?;
     }
+    let stt = match env("SWITCHBOARD_STT_URL") {
+        Some(u) => Some(crate::config::Stt {
+            url: parse_public_url("SWITCHBOARD_STT_URL", &u)?,
+            api_key: env("SWITCHBOARD_STT_API_KEY"),
+            model: env("SWITCHBOARD_STT_MODEL").unwrap_or_else(|| "whisper-1".into()),
+        }),
+        None => None,
+    };
+    let delete_recordings_at_twilio =
+        match env("SWITCHBOARD_DELETE_RECORDINGS_AT_TWILIO").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(_) => {
+                return Err(config_error(
+                    "SWITCHBOARD_DELETE_RECORDINGS_AT_TWILIO",
+                    "true or false",
+                ))
+            }
+        };
     let config = Config {
         database_url,
         public_url,
@@ -125,6 +144,8 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
         default_segments_per_second: default_sps,
         max_media_bytes: 20 * 1024 * 1024,
         twilio_timeout,
+        stt,
+        delete_recordings_at_twilio,
     };
     let default_tenant = match (env("TWILIO_ACCOUNT_SID"), env("TWILIO_AUTH_TOKEN")) {
         (Some(sid), Some(token)) => {
@@ -363,6 +384,8 @@ pub async fn dev(
         default_segments_per_second: 10.0,
         max_media_bytes: 20 * 1024 * 1024,
         twilio_timeout: std::time::Duration::from_secs(15),
+        stt: None,
+        delete_recordings_at_twilio: false,
     };
     let app = build(config).await?;
     let extra = axum::Router::new().nest("/sim", sim.router());

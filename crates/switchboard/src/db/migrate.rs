@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0003_voice.sql"),
         postgres: None,
     },
+    Migration {
+        version: 4,
+        name: "recordings",
+        sql: include_str!("../../migrations/0004_recordings.sql"),
+        postgres: None,
+    },
 ];
 
 /// An arbitrary constant naming our advisory lock.

@@ -511,6 +511,7 @@ fn ctx<'a>(app: &'a App, c: &'a Call) -> Ctx<'a> {
         now: chrono::Utc::now(),
         caller: &c.from,
         number: &c.to,
+        twilio_transcribe: app.config().stt.is_none(),
     }
 }
 
@@ -628,6 +629,11 @@ async fn step(
                 .unwrap_or(0),
         }
     };
+    if result == StepResult::Voicemail {
+        let transcribe =
+            matches!(flow.steps.get(&name), Some(super::flow::Step::Voicemail(v)) if v.transcribe);
+        super::recordings::voicemail_recorded(&app, &c, &form, transcribe).await?;
+    }
     let r = continue_from(&flow, &name, &result, &ctx(&app, &c));
     finish(&app, &c, r).await
 }
@@ -822,7 +828,7 @@ async fn fetch(
     State(app): State<App>,
     auth: Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Call>> {
+) -> ApiResult<Json<Value>> {
     let mut c = get_any(app.db(), &id)
         .await?
         .filter(|c| c.tenant_id == auth.tenant.id)
@@ -847,5 +853,10 @@ async fn fetch(
             })
             .collect(),
     );
-    Ok(Json(c))
+    let (recordings, voicemail) =
+        super::recordings::for_call(app.db(), &auth.tenant.id, &c.id).await?;
+    let mut v = serde_json::to_value(&c).unwrap_or_default();
+    v["recordings"] = json!(recordings);
+    v["voicemail"] = json!(voicemail);
+    Ok(Json(v))
 }

@@ -237,6 +237,7 @@ async fn preview(
         now,
         caller: &caller,
         number: &number,
+        twilio_transcribe: app.config().stt.is_none(),
     };
     let r = render_from(&f.flow, &step, &ctx);
     let effects: Vec<Value> = r

@@ -3,4 +3,5 @@
 pub mod calls;
 pub mod flow;
 pub mod flows;
+pub mod recordings;
 pub mod render;

@@ -25,6 +25,8 @@ pub struct Ctx<'a> {
     /// The caller's number and the tenant's number that was called.
     pub caller: &'a str,
     pub number: &'a str,
+    /// Ask Twilio to transcribe voicemails (false when our own speech-to-text does it).
+    pub twilio_transcribe: bool,
 }
 
 /// Work the call asks of the server besides the TwiML.
@@ -217,7 +219,7 @@ fn render_into(
                         "{}/twilio/voice/recording?call={}",
                         ctx.base, ctx.call_id
                     ));
-                if v.transcribe {
+                if v.transcribe && ctx.twilio_transcribe {
                     rec = rec.transcribe(true).transcribe_callback(format!(
                         "{}/twilio/voice/transcription?call={}",
                         ctx.base, ctx.call_id
@@ -485,6 +487,7 @@ mod tests {
             now,
             caller: "+14155550199",
             number: "+14155550100",
+            twilio_transcribe: true,
         }
     }
 

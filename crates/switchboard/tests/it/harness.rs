@@ -167,6 +167,8 @@ pub fn test_config(
         default_segments_per_second: 100.0,
         max_media_bytes: 1 << 20,
         twilio_timeout: Duration::from_secs(2),
+        stt: None,
+        delete_recordings_at_twilio: false,
     }
 }
 

@@ -432,3 +432,87 @@ async fn ask_app_steps_and_fallback(b: Backend) {
     );
 }
 both!(ask_app_steps_and_fallback);
+
+async fn voicemail_transcribed_by_a_speech_to_text_server(b: Backend) {
+    use axum::routing::post;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // A small OpenAI-compatible speech-to-text server: fails once, then transcribes.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let router = axum::Router::new().route(
+        "/v1/audio/transcriptions",
+        post(
+            move |headers: axum::http::HeaderMap, mut form: axum::extract::Multipart| {
+                let seen = seen.clone();
+                async move {
+                    assert_eq!(headers["authorization"], "Bearer stt-key");
+                    let mut audio = Vec::new();
+                    let mut model = String::new();
+                    while let Some(field) = form.next_field().await.unwrap() {
+                        match field.name() {
+                            Some("file") => audio = field.bytes().await.unwrap().to_vec(),
+                            Some("model") => model = field.text().await.unwrap(),
+                            _ => {}
+                        }
+                    }
+                    if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            json!({"error": "warming up"}).to_string(),
+                        );
+                    }
+                    assert_eq!(&audio[..4], b"RIFF");
+                    assert_eq!(model, "whisper-small");
+                    (
+                        axum::http::StatusCode::OK,
+                        json!({"text": " Hi, it's Ana about Tuesday. "}).to_string(),
+                    )
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stt_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let t = TestApp::start_with(b, |c| {
+        c.stt = Some(switchboard::config::Stt {
+            url: stt_url,
+            api_key: Some("stt-key".into()),
+            model: "whisper-small".into(),
+        });
+    })
+    .await;
+    let (s, _) = t.post("/v1/flows", json!({"name": "vm", "start": "vm", "steps": {"vm": {"type": "voicemail", "greeting": {"say": "Leave a message"}}}})).await;
+    assert_eq!(s, 201);
+    attach(&t, NUMBER, "vm").await;
+    let r = t
+        .sim
+        .phone_call(PhoneCall {
+            from: HANDSET.into(),
+            to: NUMBER.into(),
+            script: CallScript {
+                recordings: vec![Spoken {
+                    duration_secs: 4,
+                    text: "what Twilio would have heard".into(),
+                }],
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    assert!(!r
+        .steps
+        .iter()
+        .any(|s| s.what == "record" && s.detail.contains_key("transcription")));
+    let vm = t
+        .eventually("the transcription arrives after a retry", async || {
+            let (_, v) = t.get("/v1/voicemails").await;
+            (v["data"][0]["transcription_status"] == "completed").then(|| v["data"][0].clone())
+        })
+        .await;
+    assert_eq!(vm["transcription"], "Hi, it's Ana about Tuesday.");
+    assert_eq!(vm["transcription_source"], "stt");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+both!(voicemail_transcribed_by_a_speech_to_text_server);

@@ -1,0 +1,611 @@
+//! Recordings and voicemails. Twilio's recording callbacks become rows; a worker downloads the
+//! audio into storage (retrying while Twilio says it is not ready; credentials only to Twilio),
+//! optionally deletes it at Twilio once copied, and transcribes voicemails with an
+//! OpenAI-compatible speech-to-text endpoint when one is configured (Twilio's own transcription
+//! otherwise). Failures are recorded and retried, never lost.
+
+use super::calls::Call;
+use crate::db::{now_ms, opt_str, Db, DbError, DbResult, Row};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Auth, JsonBody};
+use crate::ids::new_id;
+use crate::messaging::dispatch::Round;
+use crate::messaging::iso;
+use crate::App;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use twilio::Form;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/v1/voicemails", get(list))
+        .route("/v1/voicemails/{id}", get(fetch).patch(update))
+        .route("/v1/recordings/{id}/media", get(media))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recording {
+    pub id: String,
+    pub call_id: String,
+    pub twilio_sid: String,
+    pub kind: String,
+    pub duration: Option<i64>,
+    pub status: String,
+    pub content_type: Option<String>,
+    pub size: Option<i64>,
+    pub error: Option<String>,
+    pub media_url: String,
+    pub created_at: String,
+}
+
+fn recording(r: &AnyRow) -> Recording {
+    let id: String = r.get("id");
+    Recording {
+        media_url: format!("/v1/recordings/{id}/media"),
+        id,
+        call_id: r.get("call_id"),
+        twilio_sid: r.get("twilio_sid"),
+        kind: r.get("kind"),
+        duration: r.try_get::<Option<i64>, _>("duration").ok().flatten(),
+        status: r.get("status"),
+        content_type: opt_str(r, "content_type"),
+        size: r.try_get::<Option<i64>, _>("size").ok().flatten(),
+        error: opt_str(r, "error"),
+        created_at: iso(r.get("created_at")),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Voicemail {
+    pub id: String,
+    pub call_id: String,
+    pub recording_id: String,
+    pub from: String,
+    pub to: String,
+    pub status: String,
+    pub transcription_status: String,
+    pub transcription_source: Option<String>,
+    pub transcription: Option<String>,
+    pub transcription_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip)]
+    created_ms: i64,
+}
+
+const VM_COLS: &str = "id, call_id, recording_id, from_number, to_number, status, transcription_status, transcription_source, \
+    transcription_text, transcription_error, created_at, updated_at";
+
+fn voicemail(r: &AnyRow) -> Voicemail {
+    Voicemail {
+        id: r.get("id"),
+        call_id: r.get("call_id"),
+        recording_id: r.get("recording_id"),
+        from: r.get("from_number"),
+        to: r.get("to_number"),
+        status: r.get("status"),
+        transcription_status: r.get("transcription_status"),
+        transcription_source: opt_str(r, "transcription_source"),
+        transcription: opt_str(r, "transcription_text"),
+        transcription_error: opt_str(r, "transcription_error"),
+        created_ms: r.get("created_at"),
+        created_at: iso(r.get("created_at")),
+        updated_at: iso(r.get("updated_at")),
+    }
+}
+
+/// Records a recording Twilio reported (once per RecordingSid) and returns its id.
+async fn upsert_recording(db: &Db, c: &Call, form: &Form, kind: &str) -> DbResult<Option<String>> {
+    let (Some(sid), Some(url)) = (
+        form.non_empty("RecordingSid"),
+        form.non_empty("RecordingUrl"),
+    ) else {
+        return Ok(None);
+    };
+    let duration = form
+        .get("RecordingDuration")
+        .and_then(|d| d.parse::<i64>().ok());
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO recordings (id, tenant_id, call_id, twilio_sid, source_url, duration, kind, status, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) ON CONFLICT (twilio_sid) DO NOTHING",
+    )
+    .bind(new_id("rec"))
+    .bind(&c.tenant_id)
+    .bind(&c.id)
+    .bind(sid)
+    .bind(url)
+    .bind(duration)
+    .bind(kind)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    let r = sqlx::query("SELECT id FROM recordings WHERE twilio_sid = $1")
+        .bind(sid)
+        .fetch_one(db.pool())
+        .await?;
+    Ok(Some(r.get("id")))
+}
+
+/// A voicemail's `<Record>` finished: the recording and the voicemail are stored at once.
+pub async fn voicemail_recorded(
+    app: &App,
+    c: &Call,
+    form: &Form,
+    transcribe: bool,
+) -> DbResult<()> {
+    let Some(rec_id) = upsert_recording(app.db(), c, form, "voicemail").await? else {
+        return Ok(());
+    };
+    sqlx::query("UPDATE recordings SET kind = 'voicemail' WHERE id = $1")
+        .bind(&rec_id)
+        .execute(app.db().pool())
+        .await?;
+    let (status, source) = match (transcribe, app.config().stt.is_some()) {
+        (false, _) => ("none", None),
+        (true, true) => ("pending", Some("stt")),
+        (true, false) => ("pending", Some("twilio")),
+    };
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO voicemails (id, tenant_id, call_id, recording_id, from_number, to_number, status, transcription_status, \
+         transcription_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'new', $7, $8, $9, $9) \
+         ON CONFLICT (recording_id) DO NOTHING",
+    )
+    .bind(new_id("vm"))
+    .bind(&c.tenant_id)
+    .bind(&c.id)
+    .bind(&rec_id)
+    .bind(&c.from)
+    .bind(&c.to)
+    .bind(status)
+    .bind(source)
+    .bind(now)
+    .execute(app.db().pool())
+    .await?;
+    app.work_queued();
+    Ok(())
+}
+
+/// A recording status callback: call recordings and dialled-leg recordings are kept too.
+pub async fn recording_reported(app: &App, c: &Call, form: &Form) -> DbResult<()> {
+    if form
+        .get("RecordingStatus")
+        .is_some_and(|s| s != "completed")
+    {
+        return Ok(());
+    }
+    upsert_recording(app.db(), c, form, "call").await?;
+    app.work_queued();
+    Ok(())
+}
+
+/// Twilio's transcription callback, for voicemails transcribed by Twilio.
+pub async fn transcription_reported(app: &App, form: &Form) -> DbResult<()> {
+    let Some(sid) = form.non_empty("RecordingSid") else {
+        return Ok(());
+    };
+    let ok = form.get("TranscriptionStatus") == Some("completed");
+    sqlx::query(
+        "UPDATE voicemails SET transcription_status = $1, transcription_text = $2, transcription_error = $3, updated_at = $4 \
+         WHERE recording_id = (SELECT id FROM recordings WHERE twilio_sid = $5) AND transcription_source = 'twilio'",
+    )
+    .bind(if ok { "completed" } else { "failed" })
+    .bind(form.get("TranscriptionText"))
+    .bind((!ok).then_some("Twilio could not transcribe the recording"))
+    .bind(now_ms())
+    .bind(sid)
+    .execute(app.db().pool())
+    .await?;
+    Ok(())
+}
+
+/// Downloads due recordings, then transcribes due voicemails.
+pub async fn work(app: &App) -> DbResult<Round> {
+    let now = now_ms();
+    let mut moved = 0;
+    let rows = sqlx::query("SELECT id, tenant_id, twilio_sid, source_url, attempts FROM recordings WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 8")
+        .bind(now)
+        .fetch_all(app.db().pool())
+        .await?;
+    for r in rows {
+        let id: String = r.get("id");
+        let attempts: i64 = r.get("attempts");
+        if !claim(app.db(), "recordings", "next_attempt_at", &id, now).await? {
+            continue;
+        }
+        moved += 1;
+        download(
+            app,
+            &id,
+            &r.get::<String, _>("tenant_id"),
+            &r.get::<String, _>("twilio_sid"),
+            &r.get::<String, _>("source_url"),
+            attempts + 1,
+        )
+        .await?;
+    }
+    if let Some(stt) = app.config().stt.clone() {
+        let rows = sqlx::query(
+            "SELECT v.id, v.tenant_id, v.transcription_attempts, r.storage_key FROM voicemails v JOIN recordings r ON r.id = v.recording_id \
+             WHERE v.transcription_status = 'pending' AND v.transcription_source = 'stt' AND r.status = 'stored' \
+             AND (v.transcription_next_at IS NULL OR v.transcription_next_at <= $1) LIMIT 4",
+        )
+        .bind(now)
+        .fetch_all(app.db().pool())
+        .await?;
+        for r in rows {
+            let id: String = r.get("id");
+            if !claim(app.db(), "voicemails", "transcription_next_at", &id, now).await? {
+                continue;
+            }
+            moved += 1;
+            let attempts: i64 = r.get::<i64, _>("transcription_attempts") + 1;
+            transcribe(app, &stt, &id, &r.get::<String, _>("storage_key"), attempts).await?;
+        }
+    }
+    Ok(Round {
+        moved,
+        wake_at: None,
+    })
+}
+
+/// Pushes the row's next attempt a minute ahead so no other worker takes it meanwhile.
+async fn claim(db: &Db, table: &str, column: &str, id: &str, now: i64) -> DbResult<bool> {
+    let sql = format!(
+        "UPDATE {table} SET {column} = $1 WHERE id = $2 AND ({column} IS NULL OR {column} <= $3)"
+    );
+    Ok(sqlx::query(&sql)
+        .bind(now + 60_000)
+        .bind(id)
+        .bind(now)
+        .execute(db.pool())
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+async fn download(
+    app: &App,
+    id: &str,
+    tenant_id: &str,
+    sid: &str,
+    source: &str,
+    attempt: i64,
+) -> DbResult<()> {
+    let fail = |error: String| async move {
+        sqlx::query(
+            "UPDATE recordings SET status = 'failed', error = $1, attempts = $2 WHERE id = $3",
+        )
+        .bind(error)
+        .bind(attempt)
+        .bind(id)
+        .execute(app.db().pool())
+        .await
+        .map(|_| ())
+    };
+    let client = match app.twilio(tenant_id).await {
+        Ok(c) => c,
+        Err(e) => return fail(e.message).await.map_err(Into::into),
+    };
+    // Twilio's RecordingUrl has no extension; `.wav` asks for the audio.
+    let url = format!("{}.wav", source.trim_end_matches(".json"));
+    if !client.base().covers(&url) {
+        return fail(format!("refused: {source} is not a Twilio URL"))
+            .await
+            .map_err(Into::into);
+    }
+    match client
+        .download(&url, app.config().max_media_bytes.max(50 << 20))
+        .await
+    {
+        Ok((ct, bytes)) => {
+            let key = format!("recordings/{tenant_id}/{id}");
+            if let Err(e) = app.storage().put(&key, &bytes).await {
+                return retry(app, id, attempt, &format!("storage: {e}")).await;
+            }
+            sqlx::query("UPDATE recordings SET status = 'stored', storage_key = $1, size = $2, content_type = $3, error = NULL, attempts = $4 WHERE id = $5")
+                .bind(&key)
+                .bind(bytes.len() as i64)
+                .bind(ct.unwrap_or_else(|| "audio/x-wav".into()))
+                .bind(attempt)
+                .bind(id)
+                .execute(app.db().pool())
+                .await?;
+            if app.config().delete_recordings_at_twilio {
+                if let Err(e) = client.delete_recording(sid).await {
+                    tracing::warn!(recording = sid, error = %e, "copied, but could not delete the recording at Twilio");
+                }
+            }
+            app.work_queued();
+            Ok(())
+        }
+        Err(e) if e.status() == Some(404) || e.is_retryable() => {
+            retry(app, id, attempt, &e.to_string()).await
+        }
+        Err(e) => fail(e.to_string()).await.map_err(Into::into),
+    }
+}
+
+async fn retry(app: &App, id: &str, attempt: i64, error: &str) -> DbResult<()> {
+    if attempt >= app.config().workers.media_max_attempts {
+        sqlx::query(
+            "UPDATE recordings SET status = 'failed', error = $1, attempts = $2 WHERE id = $3",
+        )
+        .bind(format!("gave up after {attempt} attempts: {error}"))
+        .bind(attempt)
+        .bind(id)
+        .execute(app.db().pool())
+        .await?;
+        return Ok(());
+    }
+    let at = now_ms()
+        + crate::workers::backoff(app.config().workers.backoff_base, attempt).as_millis() as i64;
+    sqlx::query(
+        "UPDATE recordings SET next_attempt_at = $1, error = $2, attempts = $3 WHERE id = $4",
+    )
+    .bind(at)
+    .bind(error)
+    .bind(attempt)
+    .bind(id)
+    .execute(app.db().pool())
+    .await?;
+    Ok(())
+}
+
+/// Sends the audio to `{url}/audio/transcriptions` (OpenAI's API shape, which self-hosted
+/// Whisper servers also speak) and stores the text.
+async fn transcribe(
+    app: &App,
+    stt: &crate::config::Stt,
+    id: &str,
+    key: &str,
+    attempt: i64,
+) -> DbResult<()> {
+    let result: Result<String, String> = async {
+        let audio = app
+            .storage()
+            .get(key)
+            .await
+            .map_err(|e| format!("storage: {e}"))?;
+        let part = reqwest::multipart::Part::bytes(audio)
+            .file_name("voicemail.wav")
+            .mime_str("audio/wav")
+            .map_err(|e| e.to_string())?;
+        let form = reqwest::multipart::Form::new()
+            .part("file", part)
+            .text("model", stt.model.clone())
+            .text("response_format", "json");
+        let mut rb = app
+            .http()
+            .post(format!("{}/audio/transcriptions", stt.url))
+            .multipart(form)
+            .timeout(std::time::Duration::from_secs(120));
+        if let Some(k) = &stt.api_key {
+            rb = rb.bearer_auth(k);
+        }
+        let resp = rb.send().await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| format!("HTTP {status}: answer is not JSON: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("HTTP {status}: {body}"));
+        }
+        body["text"]
+            .as_str()
+            .map(|t| t.trim().to_string())
+            .ok_or_else(|| "the answer has no text".to_string())
+    }
+    .await;
+    let now = now_ms();
+    match result {
+        Ok(text) => {
+            sqlx::query("UPDATE voicemails SET transcription_status = 'completed', transcription_text = $1, transcription_error = NULL, transcription_attempts = $2, updated_at = $3 WHERE id = $4")
+                .bind(text)
+                .bind(attempt)
+                .bind(now)
+                .bind(id)
+                .execute(app.db().pool())
+                .await?;
+        }
+        Err(error) => {
+            let give_up = attempt >= app.config().workers.media_max_attempts;
+            let next = now
+                + crate::workers::backoff(app.config().workers.backoff_base, attempt).as_millis()
+                    as i64;
+            tracing::warn!(voicemail = id, %error, attempt, "transcription failed");
+            sqlx::query("UPDATE voicemails SET transcription_status = $1, transcription_error = $2, transcription_attempts = $3, transcription_next_at = $4, updated_at = $5 WHERE id = $6")
+                .bind(if give_up { "failed" } else { "pending" })
+                .bind(error)
+                .bind(attempt)
+                .bind(next)
+                .bind(now)
+                .bind(id)
+                .execute(app.db().pool())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A call's recordings and voicemail, for `GET /v1/calls/{id}`.
+pub async fn for_call(
+    db: &Db,
+    tenant_id: &str,
+    call_id: &str,
+) -> DbResult<(Vec<Recording>, Option<Voicemail>)> {
+    let rows = sqlx::query(
+        "SELECT * FROM recordings WHERE call_id = $1 AND tenant_id = $2 ORDER BY created_at",
+    )
+    .bind(call_id)
+    .bind(tenant_id)
+    .fetch_all(db.pool())
+    .await?;
+    let vm = sqlx::query(&format!(
+        "SELECT {VM_COLS} FROM voicemails WHERE call_id = $1 AND tenant_id = $2"
+    ))
+    .bind(call_id)
+    .bind(tenant_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok((
+        rows.iter().map(recording).collect(),
+        vm.as_ref().map(voicemail),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    /// Words in the transcription.
+    q: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(app): State<App>,
+    auth: Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit is 1 to 500"));
+    }
+    if q.status
+        .as_deref()
+        .is_some_and(|s| !["new", "listened", "archived"].contains(&s))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "status is new, listened or archived",
+        ));
+    }
+    let before = q
+        .cursor
+        .as_deref()
+        .map(crate::messaging::api::decode_cursor)
+        .transpose()?;
+    let pattern = q.q.as_ref().map(|s| {
+        format!(
+            "%{}%",
+            s.to_lowercase().replace('%', "\\%").replace('_', "\\_")
+        )
+    });
+    let rows = sqlx::query(&format!(
+        "SELECT {VM_COLS} FROM voicemails WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) \
+         AND ($3 IS NULL OR LOWER(transcription_text) LIKE $3 ESCAPE '\\') \
+         AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5)) ORDER BY created_at DESC, id DESC LIMIT $6"
+    ))
+    .bind(&auth.tenant.id)
+    .bind(&q.status)
+    .bind(&pattern)
+    .bind(before.as_ref().map(|b| b.0))
+    .bind(before.as_ref().map(|b| b.1.clone()))
+    .bind(limit + 1)
+    .fetch_all(app.db().pool())
+    .await
+    .map_err(DbError::from)?;
+    let mut data: Vec<Voicemail> = rows.iter().map(voicemail).collect();
+    let more = data.len() as i64 > limit;
+    data.truncate(limit as usize);
+    let next = if more {
+        data.last()
+            .map(|v| crate::messaging::api::encode_cursor(v.created_ms, &v.id))
+    } else {
+        None
+    };
+    Ok(Json(json!({ "data": data, "next_cursor": next })))
+}
+
+async fn get_voicemail(db: &Db, tenant_id: &str, id: &str) -> DbResult<Option<Voicemail>> {
+    let r = sqlx::query(&format!(
+        "SELECT {VM_COLS} FROM voicemails WHERE id = $1 AND tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(r.as_ref().map(voicemail))
+}
+
+async fn fetch(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Voicemail>> {
+    get_voicemail(app.db(), &auth.tenant.id, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("voicemail"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Patch {
+    status: String,
+}
+
+/// Marks a voicemail listened, archived, or new again.
+async fn update(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(p): JsonBody<Patch>,
+) -> ApiResult<Json<Voicemail>> {
+    if !["new", "listened", "archived"].contains(&p.status.as_str()) {
+        return Err(ApiError::unprocessable(
+            "invalid_status",
+            "status is new, listened or archived",
+        ));
+    }
+    let res = sqlx::query(
+        "UPDATE voicemails SET status = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
+    )
+    .bind(&p.status)
+    .bind(now_ms())
+    .bind(&id)
+    .bind(&auth.tenant.id)
+    .execute(app.db().pool())
+    .await
+    .map_err(DbError::from)?;
+    if res.rows_affected() == 0 {
+        return Err(ApiError::not_found("voicemail"));
+    }
+    fetch(State(app), auth, Path(id)).await
+}
+
+/// Streams a stored recording.
+async fn media(State(app): State<App>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
+    let r = sqlx::query(
+        "SELECT status, storage_key, content_type FROM recordings WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(&id)
+    .bind(&auth.tenant.id)
+    .fetch_optional(app.db().pool())
+    .await
+    .map_err(DbError::from)?
+    .ok_or_else(|| ApiError::not_found("recording"))?;
+    let status: String = r.get("status");
+    let Some(key) = opt_str(&r, "storage_key").filter(|_| status == "stored") else {
+        return Err(ApiError::conflict(
+            "recording_not_ready",
+            format!("this recording is {status}, not stored yet"),
+        ));
+    };
+    let bytes = app.storage().get(&key).await.map_err(|e| {
+        tracing::error!(error = %e, key, "stored recording is missing");
+        ApiError::internal()
+    })?;
+    let ct = opt_str(&r, "content_type").unwrap_or_else(|| "audio/x-wav".into());
+    Ok(([(header::CONTENT_TYPE, ct)], bytes).into_response())
+}
