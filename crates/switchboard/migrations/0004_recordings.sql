@@ -39,3 +39,12 @@ CREATE TABLE voicemails (
 );
 CREATE INDEX voicemails_recent ON voicemails (tenant_id, created_at, id);
 CREATE INDEX voicemails_transcribe ON voicemails (transcription_status, transcription_next_at);
+
+-- Twilio's transcriptions by RecordingSid: they may arrive before the voicemail they belong to.
+CREATE TABLE twilio_transcriptions (
+    recording_sid TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants (id),
+    status TEXT NOT NULL,
+    text TEXT,
+    created_at BIGINT NOT NULL
+);

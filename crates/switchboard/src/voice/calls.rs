@@ -699,6 +699,7 @@ async fn recording_event(
         &form,
     )
     .await?;
+    super::recordings::recording_reported(&app, &c, &form).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -718,6 +719,7 @@ async fn transcription_event(
         &form,
     )
     .await?;
+    super::recordings::transcription_reported(&app, &c, &form).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -169,6 +169,9 @@ pub async fn voicemail_recorded(
     .bind(now)
     .execute(app.db().pool())
     .await?;
+    if let Some(sid) = form.non_empty("RecordingSid") {
+        apply_twilio_transcription(app.db(), sid).await?;
+    }
     app.work_queued();
     Ok(())
 }
@@ -186,22 +189,51 @@ pub async fn recording_reported(app: &App, c: &Call, form: &Form) -> DbResult<()
     Ok(())
 }
 
-/// Twilio's transcription callback, for voicemails transcribed by Twilio.
-pub async fn transcription_reported(app: &App, form: &Form) -> DbResult<()> {
+/// Twilio's transcription callback, for voicemails transcribed by Twilio. It is kept by
+/// RecordingSid, and applied to the voicemail now or when the voicemail is stored.
+pub async fn transcription_reported(app: &App, c: &Call, form: &Form) -> DbResult<()> {
     let Some(sid) = form.non_empty("RecordingSid") else {
         return Ok(());
     };
-    let ok = form.get("TranscriptionStatus") == Some("completed");
+    let status = if form.get("TranscriptionStatus") == Some("completed") {
+        "completed"
+    } else {
+        "failed"
+    };
+    sqlx::query(
+        "INSERT INTO twilio_transcriptions (recording_sid, tenant_id, status, text, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (recording_sid) DO UPDATE SET status = $3, text = $4",
+    )
+    .bind(sid)
+    .bind(&c.tenant_id)
+    .bind(status)
+    .bind(form.get("TranscriptionText"))
+    .bind(now_ms())
+    .execute(app.db().pool())
+    .await?;
+    apply_twilio_transcription(app.db(), sid).await
+}
+
+async fn apply_twilio_transcription(db: &Db, recording_sid: &str) -> DbResult<()> {
+    let Some(t) =
+        sqlx::query("SELECT status, text FROM twilio_transcriptions WHERE recording_sid = $1")
+            .bind(recording_sid)
+            .fetch_optional(db.pool())
+            .await?
+    else {
+        return Ok(());
+    };
+    let status: String = t.get("status");
     sqlx::query(
         "UPDATE voicemails SET transcription_status = $1, transcription_text = $2, transcription_error = $3, updated_at = $4 \
          WHERE recording_id = (SELECT id FROM recordings WHERE twilio_sid = $5) AND transcription_source = 'twilio'",
     )
-    .bind(if ok { "completed" } else { "failed" })
-    .bind(form.get("TranscriptionText"))
-    .bind((!ok).then_some("Twilio could not transcribe the recording"))
+    .bind(&status)
+    .bind(opt_str(&t, "text"))
+    .bind((status != "completed").then_some("Twilio could not transcribe the recording"))
     .bind(now_ms())
-    .bind(sid)
-    .execute(app.db().pool())
+    .bind(recording_sid)
+    .execute(db.pool())
     .await?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! as Twilio.
 
 mod crash;
+mod examples;
 mod harness;
 mod inbound;
 mod openapi;
