@@ -37,6 +37,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage call flows (DATABASE_URL, SWITCHBOARD_MASTER_KEY).
+    Flow {
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
     /// Run the Twilio twin alone: a Twilio-compatible API with signed webhooks and handsets.
     Sim(SimArgs),
     /// Twilio request signatures.
@@ -119,6 +124,20 @@ pub enum TenantCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum FlowCommand {
+    /// Load a call flow from a JSON file (created, or replaced if one has its name), validated
+    /// as the API does; optionally attach it to one of the tenant's numbers.
+    Load {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        tenant: String,
+        /// Answer calls to this number with the flow.
+        #[arg(long)]
+        number: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum SignatureCommand {
     /// Check an X-Twilio-Signature: exit 0 and `valid`, or exit 1 and `invalid`, with what was signed.
     Check(CheckArgs),
@@ -149,6 +168,14 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => run_serve(args).await,
         Command::Migrate => run_migrate().await,
         Command::Tenant { command } => run_tenant(command).await,
+        Command::Flow {
+            command:
+                FlowCommand::Load {
+                    file,
+                    tenant,
+                    number,
+                },
+        } => run_flow_load(file, tenant, number).await,
         Command::Sim(args) => run_sim(args).await,
         Command::Signature {
             command: SignatureCommand::Check(args),
@@ -424,6 +451,36 @@ async fn run_tenant(cmd: TenantCommand) -> ExitCode {
     .await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn run_flow_load(
+    file: std::path::PathBuf,
+    tenant_id: String,
+    number: Option<String>,
+) -> ExitCode {
+    let (config, _) = match server::config_from_env(Role::Api) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let app = match server::build(config).await {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
+    };
+    let flow: crate::voice::flow::Flow = match serde_json::from_str(&text) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("{}: {e}", file.display())),
+    };
+    match crate::voice::flows::load(&app, &tenant_id, flow, number.as_deref()).await {
+        Ok(id) => {
+            out!("flow {id} loaded from {}", file.display());
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(e),
     }
 }

@@ -79,6 +79,70 @@ fn name_taken(e: DbError) -> ApiError {
     }
 }
 
+/// Creates or replaces (by name) a flow for a tenant, validated as the API does, and attaches
+/// it to `number` if given. For `switchboard flow load`.
+pub async fn load(
+    app: &App,
+    tenant_id: &str,
+    mut flow: Flow,
+    number: Option<&str>,
+) -> Result<String, String> {
+    let tenant = crate::tenants::store::get_tenant(app.db(), tenant_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or(format!("no tenant {tenant_id}"))?;
+    check(app, &tenant.id, &tenant.default_region, &mut flow)
+        .await
+        .map_err(|e| e.message)?;
+    let json = serde_json::to_string(&flow).unwrap_or_default();
+    let now = now_ms();
+    let id = match find(app.db(), &tenant.id, &flow.name)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(existing) => {
+            sqlx::query("UPDATE flows SET definition = $1, updated_at = $2 WHERE id = $3")
+                .bind(&json)
+                .bind(now)
+                .bind(&existing.id)
+                .execute(app.db().pool())
+                .await
+                .map_err(|e| e.to_string())?;
+            existing.id
+        }
+        None => {
+            let id = new_id("flow");
+            sqlx::query("INSERT INTO flows (id, tenant_id, name, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+                .bind(&id)
+                .bind(&tenant.id)
+                .bind(flow.name.trim())
+                .bind(&json)
+                .bind(now)
+                .execute(app.db().pool())
+                .await
+                .map_err(|e| e.to_string())?;
+            id
+        }
+    };
+    if let Some(n) = number {
+        let phone =
+            crate::phone::E164::parse(n, &tenant.default_region).map_err(|e| e.to_string())?;
+        let num =
+            crate::tenants::store::tenant_number_by_phone(app.db(), &tenant.id, phone.as_str())
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("{phone} is not one of the tenant's numbers"))?;
+        let change = crate::tenants::store::NumberChange {
+            flow_id: Some(Some(&id)),
+            ..Default::default()
+        };
+        crate::tenants::store::update_number(app.db(), &tenant.id, &num.id, change)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(id)
+}
+
 async fn create(
     State(app): State<App>,
     auth: Auth,
