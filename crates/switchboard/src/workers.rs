@@ -23,6 +23,9 @@ pub fn spawn(app: App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         spawn_loop("dispatcher", app.clone(), stop.clone(), |a| {
             Box::pin(async move { crate::messaging::dispatch::work(&a).await })
         }),
+        spawn_loop("calls", app.clone(), stop.clone(), |a| {
+            Box::pin(async move { crate::voice::outbound::work(&a).await })
+        }),
         spawn_loop("recordings", app.clone(), stop.clone(), |a| {
             Box::pin(async move { crate::voice::recordings::work(&a).await })
         }),

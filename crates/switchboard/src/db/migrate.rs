@@ -38,6 +38,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0004_recordings.sql"),
         postgres: None,
     },
+    Migration {
+        version: 5,
+        name: "outbound_calls",
+        sql: include_str!("../../migrations/0005_outbound_calls.sql"),
+        postgres: None,
+    },
 ];
 
 /// An arbitrary constant naming our advisory lock.

@@ -27,6 +27,7 @@ pub fn router(app: App) -> Router {
         .merge(crate::voice::flows::router())
         .merge(crate::voice::calls::router())
         .merge(crate::voice::recordings::router())
+        .merge(crate::voice::outbound::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -29,18 +29,20 @@ pub fn router() -> Router<App> {
         .route("/twilio/voice/status", post(status))
         .route("/twilio/voice/recording", post(recording_event))
         .route("/twilio/voice/transcription", post(transcription_event))
-        .route("/v1/calls", get(list))
+        .route("/v1/calls", get(list).post(super::outbound::create))
         .route("/v1/calls/{id}", get(fetch))
 }
 
 /// Order of call statuses; the last five are final.
 pub fn call_rank(status: &str) -> Option<i64> {
     Some(match status {
-        "queued" => 0,
-        "initiated" => 1,
-        "ringing" => 2,
-        "in-progress" => 3,
-        "completed" | "busy" | "failed" | "no-answer" | "canceled" => 4,
+        // Ours, before Twilio has the call.
+        "accepted" | "submitting" => 0,
+        "queued" => 1,
+        "initiated" => 2,
+        "ringing" => 3,
+        "in-progress" => 4,
+        "completed" | "busy" | "failed" | "no-answer" | "canceled" => 5,
         _ => return None,
     })
 }
@@ -163,17 +165,23 @@ async fn extend_path(db: &Db, c: &Call, steps: &[String]) -> DbResult<()> {
 }
 
 /// Moves a call's status forward only; final statuses stick. Returns whether it moved.
-async fn advance(db: &Db, id: &str, status: &str, duration: Option<i64>) -> DbResult<bool> {
+pub(crate) async fn advance(
+    db: &Db,
+    id: &str,
+    status: &str,
+    duration: Option<i64>,
+    sid: Option<&str>,
+) -> DbResult<bool> {
     let Some(rank) = call_rank(status) else {
         return Ok(false);
     };
     let now = now_ms();
     let res = sqlx::query(
         "UPDATE calls SET status = $1, status_rank = $2, updated_at = $3, \
-         ringing_at = CASE WHEN $2 >= 2 THEN COALESCE(ringing_at, $3) ELSE ringing_at END, \
+         ringing_at = CASE WHEN $2 >= 3 THEN COALESCE(ringing_at, $3) ELSE ringing_at END, \
          answered_at = CASE WHEN $1 = 'in-progress' THEN COALESCE(answered_at, $3) ELSE answered_at END, \
-         ended_at = CASE WHEN $2 = 4 THEN COALESCE(ended_at, $3) ELSE ended_at END, \
-         duration = COALESCE($4, duration) \
+         ended_at = CASE WHEN $2 = 5 THEN COALESCE(ended_at, $3) ELSE ended_at END, \
+         duration = COALESCE($4, duration), twilio_sid = COALESCE(twilio_sid, $6), lease_until = NULL \
          WHERE id = $5 AND status_rank < $2",
     )
     .bind(status)
@@ -181,6 +189,7 @@ async fn advance(db: &Db, id: &str, status: &str, duration: Option<i64>) -> DbRe
     .bind(now)
     .bind(duration)
     .bind(id)
+    .bind(sid)
     .execute(db.pool())
     .await?;
     Ok(res.rows_affected() == 1)
@@ -669,7 +678,7 @@ async fn status(
     let c = call_of(&app, &uri, &headers, &form).await?;
     let status = form.get("CallStatus").unwrap_or_default().to_string();
     let duration = form.get("CallDuration").and_then(|d| d.parse::<i64>().ok());
-    let applied = advance(app.db(), &c.id, &status, duration).await?;
+    let applied = advance(app.db(), &c.id, &status, duration, form.get("CallSid")).await?;
     insert_event(
         app.db(),
         &c,

@@ -3,5 +3,6 @@
 pub mod calls;
 pub mod flow;
 pub mod flows;
+pub mod outbound;
 pub mod recordings;
 pub mod render;

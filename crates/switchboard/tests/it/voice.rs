@@ -516,3 +516,141 @@ async fn voicemail_transcribed_by_a_speech_to_text_server(b: Backend) {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 both!(voicemail_transcribed_by_a_speech_to_text_server);
+
+async fn outbound_calls_are_placed_once_and_tracked(b: Backend) {
+    let t = TestApp::start(b).await;
+    t.fault(json!({"kind": "rate_limit", "retry_after_secs": 1, "times": 1}))
+        .await;
+    let post = |body: Value| {
+        t.http
+            .post(format!("{}/v1/calls", t.url))
+            .bearer_auth(&t.api_key)
+            .header("Idempotency-Key", "reminder-7")
+            .json(&body)
+            .send()
+    };
+    let body = json!({"to": "(415) 555-0199", "say": "Your table for two is ready <now> & waiting.", "record": true, "metadata": {"booking": 7}});
+    let r = post(body.clone()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["status"], "accepted");
+    let again: Value = post(body).await.unwrap().json().await.unwrap();
+    assert_eq!(first["id"], again["id"], "the same key is the same call");
+    assert_eq!(
+        post(json!({"to": HANDSET, "say": "different"}))
+            .await
+            .unwrap()
+            .status(),
+        409
+    );
+    let id = first["id"].as_str().unwrap().to_string();
+    let v = wait_call_status(&t, &id, "completed").await;
+    assert!(v["twilio_sid"].as_str().unwrap().starts_with("CA"));
+    let statuses: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "status_callback")
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["initiated", "ringing", "in-progress", "completed"]
+    );
+    let report = t
+        .sim
+        .call_report(v["twilio_sid"].as_str().unwrap())
+        .unwrap();
+    let said: Vec<&str> = report
+        .steps
+        .iter()
+        .filter(|s| s.what == "say")
+        .map(|s| s.detail["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(said, ["Your table for two is ready <now> & waiting."]);
+    let (_, calls) = t.get("/v1/calls?direction=outbound").await;
+    assert_eq!(
+        calls["data"].as_array().unwrap().len(),
+        1,
+        "placed once despite the 429"
+    );
+    let rec = t
+        .eventually("the call recording is stored", async || {
+            let (_, v) = t.get(&format!("/v1/calls/{id}")).await;
+            (v["recordings"][0]["status"] == "stored").then(|| v["recordings"][0].clone())
+        })
+        .await;
+    assert_eq!(rec["kind"], "call");
+
+    // A flow on an outbound call, with the person answering the menu; a busy phone is recorded as busy.
+    let (s, _) = t.post("/v1/flows", front_desk()).await;
+    assert_eq!(s, 201);
+    t.sim.set_phone(
+        "+14155550188",
+        CallScript {
+            inputs: vec![Input {
+                digits: Some("1".into()),
+                speech: None,
+            }],
+            ..Default::default()
+        },
+    );
+    let (s, v) = t
+        .post(
+            "/v1/calls",
+            json!({"to": "+14155550188", "flow": "front desk"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let done = wait_call_status(&t, v["id"].as_str().unwrap(), "completed").await;
+    let sid = done["twilio_sid"].as_str().unwrap();
+    let said: Vec<String> = t
+        .sim
+        .call_report(sid)
+        .unwrap()
+        .steps
+        .iter()
+        .filter(|s| s.what == "say")
+        .map(|s| s.detail["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        said.contains(&"We are open nine to five.".to_string()),
+        "{said:?}"
+    );
+    t.sim.set_phone(
+        "+14155550177",
+        CallScript {
+            answer: Some("busy".into()),
+            ..Default::default()
+        },
+    );
+    let (_, v) = t
+        .post("/v1/calls", json!({"to": "+14155550177", "say": "hi"}))
+        .await;
+    wait_call_status(&t, v["id"].as_str().unwrap(), "busy").await;
+    for (body, code) in [
+        (json!({"to": "12", "say": "x"}), "invalid_phone_number"),
+        (json!({"to": HANDSET}), "invalid_request"),
+        (
+            json!({"to": HANDSET, "say": "x", "flow": "front desk"}),
+            "invalid_request",
+        ),
+        (json!({"to": HANDSET, "flow": "nope"}), "unknown_flow"),
+        (
+            json!({"to": HANDSET, "twiml_url": "ftp://x"}),
+            "invalid_twiml_url",
+        ),
+        (
+            json!({"to": HANDSET, "say": "x", "from": "+14155550111"}),
+            "unknown_sender",
+        ),
+    ] {
+        let (s, v) = t.post("/v1/calls", body.clone()).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{body}"
+        );
+    }
+}
+both!(outbound_calls_are_placed_once_and_tracked);

@@ -1,0 +1,518 @@
+//! Outbound calls: `POST /v1/calls` stores the call (acknowledged means committed), and a
+//! dispatcher places it through Twilio like messages are sent: claimed by one worker, paced per
+//! number, `submitting` before the call to Twilio, retried only when Twilio surely did not act
+//! (429, 5xx, no connection), and reconciled against Twilio's call list after a crash or a
+//! timeout before anything is placed again.
+
+use super::calls::{advance, call_rank};
+use super::render::{render_from, Ctx};
+use crate::db::{now_ms, opt_str, DbError, DbResult, Row};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{verify_twilio, Auth, JsonBody, TwilioForm};
+use crate::ids::new_id;
+use crate::messaging::dispatch::Round;
+use crate::phone::E164;
+use crate::App;
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use twilio::rest::{CreateCall, ListCalls};
+
+pub fn router() -> Router<App> {
+    Router::new().route("/twilio/voice/outbound", post(answered))
+}
+
+/// `POST /v1/calls`: what to do when the person answers is one of `flow`, `say` or `twiml_url`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallRequest {
+    pub to: String,
+    pub from: Option<String>,
+    pub flow: Option<String>,
+    pub say: Option<String>,
+    pub twiml_url: Option<String>,
+    #[serde(default)]
+    pub record: bool,
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, Value>,
+}
+
+pub(crate) async fn create(
+    State(app): State<App>,
+    auth: Auth,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<CallRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let key = match headers.get("Idempotency-Key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k.to_string()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key has 1 to 255 printable characters",
+            ))
+        }
+    };
+    let hash = hex::encode(Sha256::digest(serde_json::to_vec(&req).unwrap_or_default()));
+    let tenant = &auth.tenant;
+    if let Some(k) = &key {
+        if let Some(r) = sqlx::query(
+            "SELECT id, request_hash FROM calls WHERE tenant_id = $1 AND idempotency_key = $2",
+        )
+        .bind(&tenant.id)
+        .bind(k)
+        .fetch_optional(app.db().pool())
+        .await
+        .map_err(DbError::from)?
+        {
+            if opt_str(&r, "request_hash").as_deref() != Some(hash.as_str()) {
+                return Err(ApiError::conflict(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request",
+                ));
+            }
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(view(&app, &tenant.id, &r.get::<String, _>("id")).await?),
+            ));
+        }
+    }
+    let to = E164::parse(&req.to, &tenant.default_region)
+        .map_err(|e| ApiError::unprocessable("invalid_phone_number", format!("to: {e}")))?;
+    let numbers = crate::tenants::store::list_numbers(app.db(), &tenant.id).await?;
+    let number = match &req.from {
+        Some(f) => {
+            let f = E164::parse(f, &tenant.default_region).map_err(|e| {
+                ApiError::unprocessable("invalid_phone_number", format!("from: {e}"))
+            })?;
+            numbers
+                .into_iter()
+                .find(|n| n.phone_number == f.as_str())
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "unknown_sender",
+                        format!("{f} is not one of this tenant's numbers"),
+                    )
+                })?
+        }
+        None => numbers.into_iter().next().ok_or_else(|| {
+            ApiError::unprocessable("unknown_sender", "this tenant has no numbers to call from")
+        })?,
+    };
+    let mut flow_id = None;
+    match (&req.flow, &req.say, &req.twiml_url) {
+        (Some(f), None, None) => {
+            flow_id = Some(
+                super::flows::find(app.db(), &tenant.id, f)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::unprocessable("unknown_flow", format!("no flow {f:?}"))
+                    })?
+                    .id,
+            );
+        }
+        (None, Some(s), None) if !s.trim().is_empty() && s.chars().count() <= 4096 => {}
+        (None, Some(_), None) => {
+            return Err(ApiError::unprocessable(
+                "invalid_say",
+                "say has 1 to 4096 characters",
+            ))
+        }
+        (None, None, Some(u)) => {
+            let ok = url::Url::parse(u)
+                .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
+            if !ok {
+                return Err(ApiError::unprocessable(
+                    "invalid_twiml_url",
+                    format!("{u:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        _ => {
+            return Err(ApiError::unprocessable(
+                "invalid_request",
+                "give exactly one of flow, say or twiml_url",
+            ))
+        }
+    }
+    let metadata = Value::Object(req.metadata.clone()).to_string();
+    if metadata.len() > 16 * 1024 {
+        return Err(ApiError::unprocessable(
+            "metadata_too_large",
+            "metadata is limited to 16 KiB of JSON",
+        ));
+    }
+    let id = new_id("call");
+    let now = now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO calls (id, tenant_id, number_id, direction, from_number, to_number, status, status_rank, flow_id, request, \
+         metadata, idempotency_key, request_hash, next_attempt_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'outbound-api', $4, $5, 'accepted', 0, $6, $7, $8, $9, $10, $11, $11, $11)",
+    )
+    .bind(&id)
+    .bind(&tenant.id)
+    .bind(&number.id)
+    .bind(&number.phone_number)
+    .bind(to.as_str())
+    .bind(&flow_id)
+    .bind(serde_json::to_string(&req).unwrap_or_default())
+    .bind(&metadata)
+    .bind(&key)
+    .bind(&hash)
+    .bind(now)
+    .execute(app.db().pool())
+    .await
+    .map_err(DbError::from);
+    let id = match inserted {
+        Ok(_) => id,
+        // Two requests raced with the same key: answer with the one that won.
+        Err(e) if e.is_unique_violation() && key.is_some() => {
+            sqlx::query("SELECT id FROM calls WHERE tenant_id = $1 AND idempotency_key = $2")
+                .bind(&tenant.id)
+                .bind(&key)
+                .fetch_one(app.db().pool())
+                .await
+                .map_err(DbError::from)?
+                .get("id")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    app.work_queued();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view(&app, &tenant.id, &id).await?),
+    ))
+}
+
+async fn view(app: &App, tenant_id: &str, id: &str) -> ApiResult<Value> {
+    let r = sqlx::query("SELECT id, status, from_number, to_number, twilio_sid, flow_id, metadata, attempts, created_at FROM calls WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_one(app.db().pool())
+        .await
+        .map_err(DbError::from)?;
+    Ok(json!({
+        "id": r.get::<String, _>("id"),
+        "direction": "outbound-api",
+        "status": r.get::<String, _>("status"),
+        "from": r.get::<String, _>("from_number"),
+        "to": r.get::<String, _>("to_number"),
+        "twilio_sid": opt_str(&r, "twilio_sid"),
+        "flow_id": opt_str(&r, "flow_id"),
+        "metadata": serde_json::from_str::<Value>(&opt_str(&r, "metadata").unwrap_or_else(|| "{}".into())).unwrap_or_default(),
+        "attempts": r.get::<i64, _>("attempts"),
+        "created_at": crate::messaging::iso(r.get("created_at")),
+    }))
+}
+
+struct Due {
+    id: String,
+    tenant_id: String,
+    number_id: Option<String>,
+    from: String,
+    to: String,
+    request: CallRequest,
+    attempts: i64,
+    submitted_at: Option<i64>,
+}
+
+fn due_row(r: &sqlx::any::AnyRow) -> Option<Due> {
+    Some(Due {
+        id: r.get("id"),
+        tenant_id: r.get("tenant_id"),
+        number_id: opt_str(r, "number_id"),
+        from: r.get("from_number"),
+        to: r.get("to_number"),
+        request: serde_json::from_str(&opt_str(r, "request")?).ok()?,
+        attempts: r.get("attempts"),
+        submitted_at: r.try_get::<Option<i64>, _>("submitted_at").ok().flatten(),
+    })
+}
+
+const DUE_COLS: &str =
+    "id, tenant_id, number_id, from_number, to_number, request, attempts, submitted_at";
+
+/// Places due calls, after reconciling interrupted ones.
+pub async fn work(app: &App) -> DbResult<Round> {
+    let now = now_ms();
+    let lease = now + app.config().submit_lease().as_millis() as i64;
+    let mut moved = 0;
+    let stale = sqlx::query(&format!(
+        "SELECT {DUE_COLS} FROM calls WHERE status = 'submitting' AND lease_until < $1 LIMIT 8"
+    ))
+    .bind(now)
+    .fetch_all(app.db().pool())
+    .await?;
+    for d in stale.iter().filter_map(due_row) {
+        let taken = sqlx::query("UPDATE calls SET lease_until = $1 WHERE id = $2 AND status = 'submitting' AND lease_until < $3")
+            .bind(lease)
+            .bind(&d.id)
+            .bind(now)
+            .execute(app.db().pool())
+            .await?
+            .rows_affected()
+            == 1;
+        if taken {
+            moved += 1;
+            reconcile(app, &d).await?;
+        }
+    }
+    let due = sqlx::query(&format!("SELECT {DUE_COLS} FROM calls WHERE status = 'accepted' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 16"))
+        .bind(now)
+        .fetch_all(app.db().pool())
+        .await?;
+    let mut wake_at = None;
+    for d in due.iter().filter_map(due_row) {
+        // Pacing: calls per second per number, through the same shared slot as messages.
+        if let Some(number_id) = &d.number_id {
+            let sps = crate::tenants::store::get_number(app.db(), &d.tenant_id, number_id)
+                .await?
+                .map_or(app.config().default_segments_per_second, |n| {
+                    n.segments_per_second
+                });
+            let cost = (1000.0 / sps.max(0.001)).ceil() as i64;
+            if let Err(free_at) =
+                crate::messaging::store::reserve_slot(app.db(), number_id, now, cost, 0).await?
+            {
+                sqlx::query(
+                    "UPDATE calls SET next_attempt_at = $1 WHERE id = $2 AND status = 'accepted'",
+                )
+                .bind(free_at)
+                .bind(&d.id)
+                .execute(app.db().pool())
+                .await?;
+                wake_at = Some(wake_at.map_or(free_at, |w: i64| w.min(free_at)));
+                continue;
+            }
+        }
+        let claimed = sqlx::query(
+            "UPDATE calls SET status = 'submitting', lease_until = $1, submitted_at = $2, attempts = attempts + 1, updated_at = $2 WHERE id = $3 AND status = 'accepted'",
+        )
+        .bind(lease)
+        .bind(now)
+        .bind(&d.id)
+        .execute(app.db().pool())
+        .await?
+        .rows_affected()
+            == 1;
+        if claimed {
+            moved += 1;
+            place(app, &d).await?;
+        }
+    }
+    Ok(Round { moved, wake_at })
+}
+
+async fn place(app: &App, d: &Due) -> DbResult<()> {
+    let base = &app.config().public_url;
+    let client = match app.twilio(&d.tenant_id).await {
+        Ok(c) => c,
+        Err(e) => return fail(app, &d.id, "twilio_not_configured", &e.message).await,
+    };
+    let req = CreateCall {
+        to: d.to.clone(),
+        from: d.from.clone(),
+        url: Some(
+            d.request
+                .twiml_url
+                .clone()
+                .unwrap_or_else(|| format!("{base}/twilio/voice/outbound?call={}", d.id)),
+        ),
+        status_callback: Some(format!("{base}/twilio/voice/status?call={}", d.id)),
+        status_callback_event: ["initiated", "ringing", "answered", "completed"]
+            .map(String::from)
+            .to_vec(),
+        record: d.request.record.then_some(true),
+        recording_status_callback: d
+            .request
+            .record
+            .then(|| format!("{base}/twilio/voice/recording?call={}", d.id)),
+        ..Default::default()
+    };
+    match client.create_call(&req).await {
+        Ok(call) => {
+            advance(app.db(), &d.id, call.status.as_str(), None, Some(&call.sid)).await?;
+            set_sid(app, &d.id, &call.sid).await
+        }
+        Err(e) if e.outcome_unknown() => {
+            tracing::warn!(call_id = %d.id, error = %e, "no answer from Twilio; will reconcile");
+            sqlx::query(
+                "UPDATE calls SET lease_until = $1 WHERE id = $2 AND status = 'submitting'",
+            )
+            .bind(now_ms() - 1)
+            .bind(&d.id)
+            .execute(app.db().pool())
+            .await?;
+            Ok(())
+        }
+        Err(e) if e.is_retryable() && d.attempts + 1 < app.config().workers.max_attempts => {
+            let delay = crate::workers::backoff(app.config().workers.backoff_base, d.attempts + 1)
+                .max(e.retry_after().unwrap_or_default());
+            requeue(app, &d.id, now_ms() + delay.as_millis() as i64).await
+        }
+        Err(e) => {
+            let code = e
+                .code()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "transport".into());
+            fail(app, &d.id, &code, &e.to_string()).await
+        }
+    }
+}
+
+async fn set_sid(app: &App, id: &str, sid: &str) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE calls SET twilio_sid = COALESCE(twilio_sid, $1), lease_until = NULL WHERE id = $2",
+    )
+    .bind(sid)
+    .bind(id)
+    .execute(app.db().pool())
+    .await?;
+    Ok(())
+}
+
+async fn requeue(app: &App, id: &str, at: i64) -> DbResult<()> {
+    sqlx::query("UPDATE calls SET status = 'accepted', status_rank = 0, lease_until = NULL, next_attempt_at = $1 WHERE id = $2 AND status = 'submitting'")
+        .bind(at)
+        .bind(id)
+        .execute(app.db().pool())
+        .await?;
+    Ok(())
+}
+
+async fn fail(app: &App, id: &str, code: &str, message: &str) -> DbResult<()> {
+    sqlx::query("UPDATE calls SET status = 'failed', status_rank = $1, error_code = $2, error_message = $3, lease_until = NULL, ended_at = $4, updated_at = $4 WHERE id = $5")
+        .bind(call_rank("failed").unwrap_or(5))
+        .bind(code)
+        .bind(message)
+        .bind(now_ms())
+        .bind(id)
+        .execute(app.db().pool())
+        .await?;
+    Ok(())
+}
+
+/// Did Twilio get the call before we lost track? Look for it; link it, or place it again.
+async fn reconcile(app: &App, d: &Due) -> DbResult<()> {
+    let Ok(client) = app.twilio(&d.tenant_id).await else {
+        return Ok(());
+    };
+    let filter = ListCalls {
+        to: Some(d.to.clone()),
+        from: Some(d.from.clone()),
+        page_size: Some(50),
+        ..Default::default()
+    };
+    let page = match client.list_calls(&filter).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(call_id = %d.id, error = %e, "cannot reconcile the call yet");
+            return Ok(());
+        }
+    };
+    let since = d.submitted_at.unwrap_or(0) - 120_000;
+    for c in page.items {
+        let created = c.date_created.map(|t| t.timestamp_millis()).unwrap_or(0);
+        let taken = sqlx::query("SELECT id FROM calls WHERE twilio_sid = $1")
+            .bind(&c.sid)
+            .fetch_optional(app.db().pool())
+            .await?
+            .is_some();
+        if created >= since && !taken {
+            tracing::info!(call_id = %d.id, sid = %c.sid, "reconciled: Twilio had the call");
+            set_sid(app, &d.id, &c.sid).await?;
+            advance(app.db(), &d.id, c.status.as_str(), None, Some(&c.sid)).await?;
+            return Ok(());
+        }
+    }
+    tracing::info!(call_id = %d.id, "reconciled: Twilio never got the call; placing it again");
+    requeue(app, &d.id, now_ms()).await
+}
+
+/// Twilio asks what to do now that the person answered: the call's flow, or its `say`.
+async fn answered(
+    State(app): State<App>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    TwilioForm(form): TwilioForm,
+) -> ApiResult<Response> {
+    let id = uri
+        .0
+        .query()
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "call")
+                .map(|(_, v)| v.into_owned())
+        })
+        .ok_or_else(|| ApiError::bad_request("invalid_webhook", "call is missing"))?;
+    let r = sqlx::query("SELECT tenant_id, flow_id, request, from_number, to_number, twilio_sid FROM calls WHERE id = $1")
+        .bind(&id)
+        .fetch_optional(app.db().pool())
+        .await
+        .map_err(DbError::from)?
+        .ok_or_else(|| ApiError::not_found("call"))?;
+    let tenant_id: String = r.get("tenant_id");
+    let account = app
+        .twilio_account(&tenant_id)
+        .await?
+        .filter(|a| Some(a.account_sid.as_str()) == form.get("AccountSid"))
+        .ok_or_else(|| ApiError::forbidden("the AccountSid does not own this call here"))?;
+    let pq = uri
+        .0
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    verify_twilio(&app, &account.auth_token, &pq, &headers, &form)?;
+    if let Some(sid) = form.get("CallSid") {
+        if opt_str(&r, "twilio_sid").is_some_and(|s| s != sid) {
+            return Err(ApiError::bad_request(
+                "invalid_webhook",
+                "CallSid does not belong to this call",
+            ));
+        }
+        set_sid(&app, &id, sid).await?;
+    }
+    let request: Option<CallRequest> =
+        opt_str(&r, "request").and_then(|j| serde_json::from_str(&j).ok());
+    let (from, to): (String, String) = (r.get("from_number"), r.get("to_number"));
+    let twiml = match (opt_str(&r, "flow_id"), request.and_then(|q| q.say)) {
+        (Some(flow_id), _) => match super::flows::find(app.db(), &tenant_id, &flow_id).await? {
+            Some(f) => {
+                // For an outbound call the person called is the "caller" of the flow.
+                let ctx = Ctx {
+                    base: &app.config().public_url,
+                    call_id: &id,
+                    now: chrono::Utc::now(),
+                    caller: &to,
+                    number: &from,
+                    twilio_transcribe: app.config().stt.is_none(),
+                };
+                let rendered = render_from(&f.flow, &f.flow.start, &ctx);
+                let mut path: Vec<String> = Vec::new();
+                path.extend(rendered.path.iter().cloned());
+                sqlx::query("UPDATE calls SET path = $1 WHERE id = $2")
+                    .bind(serde_json::to_string(&path).unwrap_or_default())
+                    .bind(&id)
+                    .execute(app.db().pool())
+                    .await
+                    .map_err(DbError::from)?;
+                rendered.twiml
+            }
+            None => twilio::twiml::Response::new().hangup(),
+        },
+        (None, Some(text)) => twilio::twiml::Response::new()
+            .say(twilio::twiml::Say::new(text))
+            .hangup(),
+        (None, None) => twilio::twiml::Response::new().hangup(),
+    };
+    Ok((
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        twiml.to_string(),
+    )
+        .into_response())
+}
