@@ -455,6 +455,38 @@ async fn main() {
         let s = get_latency(&http, &format!("{url}{path}"), 200).await;
         println!("{}", s.line(&format!("history: {what}")));
     }
+
+    // 5. Inbound calls answered with an IVR flow (the law-office example).
+    let flow: Value = serde_json::from_str(&std::fs::read_to_string("examples/ivr-law-office.json").expect("run from the repository root")).unwrap();
+    let r = http.post(format!("{url}/v1/flows")).bearer_auth(KEY).json(&flow).send().await.unwrap();
+    assert_eq!(r.status(), 201, "flow: {}", r.text().await.unwrap_or_default());
+    let numbers: Value = http.get(format!("{url}/v1/numbers")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
+    let number_id = numbers["data"].as_array().unwrap().iter().find(|n| n["phone_number"] == nums[0].as_str()).unwrap()["id"].as_str().unwrap().to_string();
+    let r = http.patch(format!("{url}/v1/numbers/{number_id}")).bearer_auth(KEY).json(&json!({"flow": "law office"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let voice = format!("{url}/twilio/voice");
+    let reqs: Vec<_> = (0..args.requests)
+        .map(|i| {
+            let form = twilio::Form(vec![
+                ("AccountSid".into(), SID.into()),
+                ("ApiVersion".into(), "2010-04-01".into()),
+                ("CallSid".into(), format!("CA{:032x}", i + 1)),
+                ("CallStatus".into(), "ringing".into()),
+                ("Direction".into(), "inbound".into()),
+                ("From".into(), handset(i)),
+                ("To".into(), nums[0].clone()),
+            ]);
+            let sig = twilio::signature::sign(TOKEN, &voice, form.pairs());
+            let headers = vec![
+                ("Content-Type".to_string(), "application/x-www-form-urlencoded".to_string()),
+                ("X-Twilio-Signature".to_string(), sig),
+            ];
+            (voice.clone(), headers, form.encode())
+        })
+        .collect();
+    let s = load(&http, reqs, args.concurrency, 200).await;
+    println!("{}", s.line("inbound call webhooks (IVR menu TwiML)"));
+
     drop(api);
     let _ = std::fs::remove_dir_all(&tmp);
 }

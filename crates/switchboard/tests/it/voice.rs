@@ -654,3 +654,38 @@ async fn outbound_calls_are_placed_once_and_tracked(b: Backend) {
     }
 }
 both!(outbound_calls_are_placed_once_and_tracked);
+
+async fn outbound_call_timeouts_are_reconciled_not_placed_twice(b: Backend) {
+    let t = TestApp::start_with(b, |c| {
+        c.twilio_timeout = std::time::Duration::from_millis(500);
+        c.delete_recordings_at_twilio = true;
+    })
+    .await;
+    // Twilio creates the call, then answers after the client gave up.
+    t.fault(json!({"kind": "slow", "ms": 3000, "times": 1})).await;
+    let (s, v) = t.post("/v1/calls", json!({"to": HANDSET, "say": "exactly once", "record": true})).await;
+    assert_eq!(s, 202);
+    let id = v["id"].as_str().unwrap().to_string();
+    let done = wait_call_status(&t, &id, "completed").await;
+    let client = twilio::Client::new(
+        twilio::Credentials::AuthToken { account_sid: t.account_sid.clone(), auth_token: t.auth_token.clone() },
+        twilio::BaseUrl::new(format!("{}/sim/{{product}}", t.sim_url)).unwrap(),
+    )
+    .unwrap();
+    let placed = client.list_calls(&twilio::rest::ListCalls { to: Some(HANDSET.into()), ..Default::default() }).await.unwrap();
+    assert_eq!(placed.items.len(), 1, "placed once though the first answer never came");
+    assert_eq!(done["twilio_sid"], placed.items[0].sid.as_str());
+    // The recording is copied, then deleted at Twilio.
+    let rec = t
+        .eventually("the recording is stored", async || {
+            let (_, v) = t.get(&format!("/v1/calls/{id}")).await;
+            (v["recordings"][0]["status"] == "stored").then(|| v["recordings"][0].clone())
+        })
+        .await;
+    let sid = rec["twilio_sid"].as_str().unwrap().to_string();
+    t.eventually("the recording is gone from Twilio", async || {
+        client.fetch_recording(&sid).await.err().filter(|e| e.status() == Some(404)).map(|_| ())
+    })
+    .await;
+}
+both!(outbound_call_timeouts_are_reconciled_not_placed_twice);
