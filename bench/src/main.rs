@@ -457,12 +457,49 @@ async fn main() {
     }
 
     // 5. Inbound calls answered with an IVR flow (the law-office example).
-    let flow: Value = serde_json::from_str(&std::fs::read_to_string("examples/ivr-law-office.json").expect("run from the repository root")).unwrap();
-    let r = http.post(format!("{url}/v1/flows")).bearer_auth(KEY).json(&flow).send().await.unwrap();
-    assert_eq!(r.status(), 201, "flow: {}", r.text().await.unwrap_or_default());
-    let numbers: Value = http.get(format!("{url}/v1/numbers")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
-    let number_id = numbers["data"].as_array().unwrap().iter().find(|n| n["phone_number"] == nums[0].as_str()).unwrap()["id"].as_str().unwrap().to_string();
-    let r = http.patch(format!("{url}/v1/numbers/{number_id}")).bearer_auth(KEY).json(&json!({"flow": "law office"})).send().await.unwrap();
+    let flow: Value = serde_json::from_str(
+        &std::fs::read_to_string("examples/ivr-law-office.json")
+            .expect("run from the repository root"),
+    )
+    .unwrap();
+    let r = http
+        .post(format!("{url}/v1/flows"))
+        .bearer_auth(KEY)
+        .json(&flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        201,
+        "flow: {}",
+        r.text().await.unwrap_or_default()
+    );
+    let numbers: Value = http
+        .get(format!("{url}/v1/numbers"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let number_id = numbers["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["phone_number"] == nums[0].as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http
+        .patch(format!("{url}/v1/numbers/{number_id}"))
+        .bearer_auth(KEY)
+        .json(&json!({"flow": "law office"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let voice = format!("{url}/twilio/voice");
     let reqs: Vec<_> = (0..args.requests)
@@ -478,7 +515,10 @@ async fn main() {
             ]);
             let sig = twilio::signature::sign(TOKEN, &voice, form.pairs());
             let headers = vec![
-                ("Content-Type".to_string(), "application/x-www-form-urlencoded".to_string()),
+                (
+                    "Content-Type".to_string(),
+                    "application/x-www-form-urlencoded".to_string(),
+                ),
                 ("X-Twilio-Signature".to_string(), sig),
             ];
             (voice.clone(), headers, form.encode())

@@ -662,18 +662,37 @@ async fn outbound_call_timeouts_are_reconciled_not_placed_twice(b: Backend) {
     })
     .await;
     // Twilio creates the call, then answers after the client gave up.
-    t.fault(json!({"kind": "slow", "ms": 3000, "times": 1})).await;
-    let (s, v) = t.post("/v1/calls", json!({"to": HANDSET, "say": "exactly once", "record": true})).await;
+    t.fault(json!({"kind": "slow", "ms": 3000, "times": 1}))
+        .await;
+    let (s, v) = t
+        .post(
+            "/v1/calls",
+            json!({"to": HANDSET, "say": "exactly once", "record": true}),
+        )
+        .await;
     assert_eq!(s, 202);
     let id = v["id"].as_str().unwrap().to_string();
     let done = wait_call_status(&t, &id, "completed").await;
     let client = twilio::Client::new(
-        twilio::Credentials::AuthToken { account_sid: t.account_sid.clone(), auth_token: t.auth_token.clone() },
+        twilio::Credentials::AuthToken {
+            account_sid: t.account_sid.clone(),
+            auth_token: t.auth_token.clone(),
+        },
         twilio::BaseUrl::new(format!("{}/sim/{{product}}", t.sim_url)).unwrap(),
     )
     .unwrap();
-    let placed = client.list_calls(&twilio::rest::ListCalls { to: Some(HANDSET.into()), ..Default::default() }).await.unwrap();
-    assert_eq!(placed.items.len(), 1, "placed once though the first answer never came");
+    let placed = client
+        .list_calls(&twilio::rest::ListCalls {
+            to: Some(HANDSET.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        placed.items.len(),
+        1,
+        "placed once though the first answer never came"
+    );
     assert_eq!(done["twilio_sid"], placed.items[0].sid.as_str());
     // The recording is copied, then deleted at Twilio.
     let rec = t
@@ -684,7 +703,12 @@ async fn outbound_call_timeouts_are_reconciled_not_placed_twice(b: Backend) {
         .await;
     let sid = rec["twilio_sid"].as_str().unwrap().to_string();
     t.eventually("the recording is gone from Twilio", async || {
-        client.fetch_recording(&sid).await.err().filter(|e| e.status() == Some(404)).map(|_| ())
+        client
+            .fetch_recording(&sid)
+            .await
+            .err()
+            .filter(|e| e.status() == Some(404))
+            .map(|_| ())
     })
     .await;
 }
