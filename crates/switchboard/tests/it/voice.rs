@@ -713,3 +713,77 @@ async fn outbound_call_timeouts_are_reconciled_not_placed_twice(b: Backend) {
     .await;
 }
 both!(outbound_call_timeouts_are_reconciled_not_placed_twice);
+
+async fn redirect_to_another_flow_and_known_contacts_only(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (s, _) = t.post("/v1/flows", json!({"name": "after hours", "start": "s", "steps": {"s": {"type": "say", "text": "We're closed & will call back."}}})).await;
+    assert_eq!(s, 201);
+    let (s, v) = t.post("/v1/flows", json!({"name": "main", "start": "hi", "steps": {"hi": {"type": "say", "text": "Hello.", "next": "go"}, "go": {"type": "redirect", "flow": "after hours"}}})).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = t.post("/v1/flows", json!({"name": "broken", "start": "go", "steps": {"go": {"type": "redirect", "flow": "missing"}}})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("invalid_flow"))
+    );
+    attach(&t, NUMBER, "main").await;
+    let r = t
+        .sim
+        .phone_call(PhoneCall {
+            from: HANDSET.into(),
+            to: NUMBER.into(),
+            script: Default::default(),
+        })
+        .await
+        .unwrap();
+    let said: Vec<&str> = r
+        .steps
+        .iter()
+        .filter(|s| s.what == "say")
+        .map(|s| s.detail["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(said, ["Hello.", "We're closed & will call back."]);
+
+    // Missed-call texts only for known contacts: a stranger gets nothing, a contact gets the text.
+    let (s, _) = t
+        .post(
+            "/v1/templates",
+            json!({"name": "sorry", "body": "Sorry we missed you, {name}!"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = t.post("/v1/flows", json!({"name": "known", "start": "t", "steps": {"t": {"type": "missed_call_sms", "template": "sorry", "known_contacts_only": true}}})).await;
+    assert_eq!(s, 201);
+    attach(&t, NUMBER, "known").await;
+    t.sim
+        .phone_call(PhoneCall {
+            from: "+14155550177".into(),
+            to: NUMBER.into(),
+            script: Default::default(),
+        })
+        .await
+        .unwrap();
+    let (s, _) = t
+        .post("/v1/contacts", json!({"phone": HANDSET, "name": "Ana"}))
+        .await;
+    assert_eq!(s, 201);
+    t.sim
+        .phone_call(PhoneCall {
+            from: HANDSET.into(),
+            to: NUMBER.into(),
+            script: Default::default(),
+        })
+        .await
+        .unwrap();
+    let got = t
+        .eventually("the contact's text", async || {
+            let d = t.deliveries_to(HANDSET);
+            (!d.is_empty()).then_some(d)
+        })
+        .await;
+    assert_eq!(got[0].body, "Sorry we missed you, Ana!");
+    assert!(
+        t.deliveries_to("+14155550177").is_empty(),
+        "strangers are not texted"
+    );
+}
+both!(redirect_to_another_flow_and_known_contacts_only);
