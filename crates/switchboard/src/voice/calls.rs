@@ -410,6 +410,21 @@ fn unconfigured() -> Rendered {
 /// Records what a document did and carries out its effects.
 async fn finish(app: &App, c: &Call, r: Rendered) -> ApiResult<Response> {
     extend_path(app.db(), c, &r.path).await?;
+    // Twilio answers an inbound call when it starts on TwiML other than <Reject>; a number's
+    // status callback only reports the end, so the answer time is taken here.
+    let rejected = r
+        .twiml
+        .verbs()
+        .first()
+        .is_some_and(|v| v.name() == "Reject");
+    if c.direction == "inbound" && !rejected && c.answered_at.is_none() {
+        sqlx::query("UPDATE calls SET answered_at = COALESCE(answered_at, $1) WHERE id = $2")
+            .bind(now_ms())
+            .bind(&c.id)
+            .execute(app.db().pool())
+            .await
+            .map_err(DbError::from)?;
+    }
     for e in &r.effects {
         match e {
             Effect::SendTemplate {
@@ -691,23 +706,14 @@ async fn status(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Recording and transcription callbacks are kept with the call.
+/// Recording and transcription callbacks are kept with the call, then applied.
 async fn recording_event(
     State(app): State<App>,
     uri: OriginalUri,
     headers: HeaderMap,
     TwilioForm(form): TwilioForm,
 ) -> ApiResult<StatusCode> {
-    let c = call_of(&app, &uri, &headers, &form).await?;
-    insert_event(
-        app.db(),
-        &c,
-        "recording",
-        form.get("RecordingStatus"),
-        true,
-        &form,
-    )
-    .await?;
+    let c = media_callback(&app, &uri, &headers, &form, "recording", "RecordingStatus").await?;
     super::recordings::recording_reported(&app, &c, &form).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -718,18 +724,30 @@ async fn transcription_event(
     headers: HeaderMap,
     TwilioForm(form): TwilioForm,
 ) -> ApiResult<StatusCode> {
-    let c = call_of(&app, &uri, &headers, &form).await?;
-    insert_event(
-        app.db(),
-        &c,
-        "transcription",
-        form.get("TranscriptionStatus"),
-        true,
+    let c = media_callback(
+        &app,
+        &uri,
+        &headers,
         &form,
+        "transcription",
+        "TranscriptionStatus",
     )
     .await?;
     super::recordings::transcription_reported(&app, &c, &form).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn media_callback(
+    app: &App,
+    uri: &OriginalUri,
+    headers: &HeaderMap,
+    form: &Form,
+    kind: &str,
+    status_param: &str,
+) -> ApiResult<Call> {
+    let c = call_of(app, uri, headers, form).await?;
+    insert_event(app.db(), &c, kind, form.get(status_param), true, form).await?;
+    Ok(c)
 }
 
 #[derive(Debug, Deserialize)]

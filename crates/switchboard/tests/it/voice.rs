@@ -118,6 +118,10 @@ async fn ivr_forward_no_answer_then_voicemail(b: Backend) {
         json!(["welcome", "menu", "menu", "advisor", "voicemail"])
     );
     assert_eq!(v["duration"], report.duration.unwrap() as i64);
+    assert!(
+        v["ringing_at"].is_string() && v["answered_at"].is_string() && v["ended_at"].is_string(),
+        "{v}"
+    );
     let kinds: Vec<&str> = v["events"]
         .as_array()
         .unwrap()
@@ -182,6 +186,10 @@ async fn missed_call_texts_once_per_window(b: Backend) {
     assert!(texts[0].body.starts_with("Today at the market"));
     let (_, calls) = t.get("/v1/calls").await;
     assert_eq!(calls["data"].as_array().unwrap().len(), 2);
+    assert!(
+        calls["data"][0]["answered_at"].is_null(),
+        "a rejected call is never answered"
+    );
 }
 both!(missed_call_texts_once_per_window);
 
