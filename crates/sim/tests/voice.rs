@@ -146,6 +146,17 @@ impl T {
             .cloned()
             .collect()
     }
+    /// Waits (bounded) until the call reaches `status`.
+    async fn wait_call(&self, sid: &str, status: CallStatus) {
+        for _ in 0..200 {
+            if self.client.fetch_call(sid).await.unwrap().status == status {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("call {sid} never reached {status}");
+    }
+
     async fn wait_hits(&self, path: &str, n: usize) -> Vec<Hit> {
         for _ in 0..500 {
             if self.hits(path).len() >= n {
@@ -528,12 +539,7 @@ async fn outbound_calls_with_events_recording_and_answers() {
         })
         .await
         .unwrap();
-    for _ in 0..200 {
-        if t.client.fetch_call(&busy.sid).await.unwrap().status == CallStatus::Busy {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    t.wait_call(&busy.sid, CallStatus::Busy).await;
     assert_eq!(
         t.client.fetch_call(&busy.sid).await.unwrap().status,
         CallStatus::Busy
@@ -568,12 +574,7 @@ async fn live_calls_can_be_redirected_or_ended() {
         )
         .await
         .unwrap();
-    for _ in 0..200 {
-        if t.client.fetch_call(&call.sid).await.unwrap().status == CallStatus::Completed {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    t.wait_call(&call.sid, CallStatus::Completed).await;
     let said: Vec<Value> = t
         .sim
         .call_report(&call.sid)
@@ -618,12 +619,7 @@ async fn live_calls_can_be_redirected_or_ended() {
         )
         .await
         .unwrap();
-    for _ in 0..200 {
-        if t.client.fetch_call(&call.sid).await.unwrap().status == CallStatus::Completed {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    t.wait_call(&call.sid, CallStatus::Completed).await;
     let report = t.sim.call_report(&call.sid).unwrap();
     assert!(whats(&report).contains(&"ended through the API".to_string()));
     assert!(!whats(&report).contains(&"say".to_string()));

@@ -153,20 +153,42 @@ impl<S: Send + Sync> FromRequest<S> for TwilioForm {
     }
 }
 
-/// Checks a Twilio webhook's signature against the configured public URL (never the Host
-/// header) and the tenant's auth token.
-pub fn verify_twilio(
+/// A query parameter of the request URL (our ids ride in webhook URLs).
+pub fn query_param(uri: &axum::extract::OriginalUri, name: &str) -> Option<String> {
+    uri.0.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+/// Checks that a webhook is Twilio's for this tenant: the AccountSid it names is the tenant's,
+/// and the signature matches the configured public URL (never the Host header) with the
+/// tenant's auth token. Nothing may be stored before this passes.
+pub async fn verify_twilio(
     app: &App,
-    auth_token: &str,
-    path_and_query: &str,
+    tenant_id: &str,
+    uri: &axum::extract::OriginalUri,
     headers: &HeaderMap,
     form: &twilio::Form,
 ) -> Result<(), ApiError> {
-    let url = format!("{}{}", app.config().public_url, path_and_query);
+    let account = app
+        .twilio_account(tenant_id)
+        .await?
+        .filter(|a| Some(a.account_sid.as_str()) == form.get("AccountSid"))
+        .ok_or_else(|| {
+            ApiError::forbidden("the AccountSid does not belong to the tenant of this webhook")
+        })?;
+    let path = uri
+        .0
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or_default();
+    let url = format!("{}{}", app.config().public_url, path);
     let sig = headers
         .get(twilio::signature::HEADER)
         .and_then(|v| v.to_str().ok());
-    if twilio::signature::validate(auth_token, &url, form.pairs(), sig) {
+    if twilio::signature::validate(&account.auth_token, &url, form.pairs(), sig) {
         Ok(())
     } else {
         tracing::warn!(%url, "rejected a webhook with a missing or wrong X-Twilio-Signature");

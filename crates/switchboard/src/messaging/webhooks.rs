@@ -7,7 +7,7 @@ use super::store::{self, NewMessage};
 use super::{cost, media};
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{verify_twilio, TwilioForm};
+use crate::http::{query_param, verify_twilio, TwilioForm};
 use crate::ids::new_id;
 use crate::tenants::store as tenants;
 use crate::App;
@@ -24,13 +24,6 @@ pub fn router() -> Router<App> {
     Router::new()
         .route("/twilio/messaging", post(inbound))
         .route("/twilio/messaging/status", post(status))
-}
-
-fn path_and_query(uri: &OriginalUri) -> String {
-    uri.0
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default()
 }
 
 fn raw(form: &twilio::Form) -> Value {
@@ -68,18 +61,7 @@ async fn inbound(
     let number = tenants::number_by_phone(app.db(), &msg.to)
         .await?
         .ok_or_else(|| ApiError::not_found("the number this message was sent to"))?;
-    let account = app
-        .twilio_account(&number.tenant_id)
-        .await?
-        .filter(|a| a.account_sid == msg.account_sid)
-        .ok_or_else(|| ApiError::forbidden("the AccountSid does not own this number here"))?;
-    verify_twilio(
-        &app,
-        &account.auth_token,
-        &path_and_query(&uri),
-        &headers,
-        &form,
-    )?;
+    verify_twilio(&app, &number.tenant_id, &uri, &headers, &form).await?;
 
     // A NUL cannot be stored as text; keep the message, marking where it was. The raw event
     // (JSON-escaped) keeps the exact original.
@@ -225,11 +207,7 @@ async fn status(
     let cb = MessageStatusCallback::from_form(&form)
         .map_err(|e| ApiError::bad_request("invalid_webhook", e.to_string()))?;
     // Our id rides in the callback URL; Twilio's SID finds messages sent before it did.
-    let mid = uri.0.query().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "mid")
-            .map(|(_, v)| v.into_owned())
-    });
+    let mid = query_param(&uri, "mid");
     let m = match mid {
         Some(id) => store::get_any(app.db(), &id).await?,
         None => store::get_by_sid(app.db(), &cb.message_sid).await?,
@@ -245,18 +223,7 @@ async fn status(
             "MessageSid does not belong to this message",
         ));
     }
-    let account = app
-        .twilio_account(&m.tenant_id)
-        .await?
-        .filter(|a| a.account_sid == cb.account_sid)
-        .ok_or_else(|| ApiError::forbidden("the AccountSid does not own this message"))?;
-    verify_twilio(
-        &app,
-        &account.auth_token,
-        &path_and_query(&uri),
-        &headers,
-        &form,
-    )?;
+    verify_twilio(&app, &m.tenant_id, &uri, &headers, &form).await?;
 
     let status = cb.status.as_str().to_string();
     let code = cb.error_code.map(|c| c.to_string());

@@ -6,7 +6,7 @@ use super::flow::Flow;
 use super::render::{continue_from, render_from, Ctx, Effect, Rendered, StepResult};
 use crate::db::{now_ms, opt_str, Db, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{verify_twilio, Auth, TwilioForm};
+use crate::http::{query_param, verify_twilio, Auth, TwilioForm};
 use crate::ids::new_id;
 use crate::messaging::iso;
 use crate::App;
@@ -201,43 +201,6 @@ fn twiml_response(r: &Rendered) -> Response {
         r.twiml.to_string(),
     )
         .into_response()
-}
-
-fn path_and_query(uri: &OriginalUri) -> String {
-    uri.0
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default()
-}
-
-fn query_param(uri: &OriginalUri, name: &str) -> Option<String> {
-    uri.0.query().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    })
-}
-
-/// Checks that the webhook is Twilio's for this tenant.
-async fn verify(
-    app: &App,
-    tenant_id: &str,
-    uri: &OriginalUri,
-    headers: &HeaderMap,
-    form: &Form,
-) -> ApiResult<()> {
-    let account = app
-        .twilio_account(tenant_id)
-        .await?
-        .filter(|a| Some(a.account_sid.as_str()) == form.get("AccountSid"))
-        .ok_or_else(|| ApiError::forbidden("the AccountSid does not own this call here"))?;
-    verify_twilio(
-        app,
-        &account.auth_token,
-        &path_and_query(uri),
-        headers,
-        form,
-    )
 }
 
 async fn load_flow(
@@ -557,7 +520,7 @@ async fn incoming(
     let number = crate::tenants::store::number_by_phone(app.db(), &to)
         .await?
         .ok_or_else(|| ApiError::not_found("the number called"))?;
-    verify(&app, &number.tenant_id, &uri, &headers, &form).await?;
+    verify_twilio(&app, &number.tenant_id, &uri, &headers, &form).await?;
     let status = form
         .get("CallStatus")
         .filter(|s| call_rank(s).is_some())
@@ -607,7 +570,7 @@ async fn call_of(
         },
     }
     .ok_or_else(|| ApiError::not_found("call"))?;
-    verify(app, &c.tenant_id, uri, headers, form).await?;
+    verify_twilio(app, &c.tenant_id, uri, headers, form).await?;
     // A child leg (a forwarded call) reports its parent's id; accept either.
     let sid = form.get("CallSid");
     let parent = form.get("ParentCallSid");

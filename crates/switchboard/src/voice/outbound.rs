@@ -8,7 +8,7 @@ use super::calls::{advance, call_rank};
 use super::render::{render_from, Ctx};
 use crate::db::{now_ms, opt_str, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{verify_twilio, Auth, JsonBody, TwilioForm};
+use crate::http::{query_param, verify_twilio, Auth, JsonBody, TwilioForm};
 use crate::ids::new_id;
 use crate::messaging::dispatch::Round;
 use crate::phone::E164;
@@ -441,14 +441,7 @@ async fn answered(
     headers: HeaderMap,
     TwilioForm(form): TwilioForm,
 ) -> ApiResult<Response> {
-    let id = uri
-        .0
-        .query()
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "call")
-                .map(|(_, v)| v.into_owned())
-        })
+    let id = query_param(&uri, "call")
         .ok_or_else(|| ApiError::bad_request("invalid_webhook", "call is missing"))?;
     let r = sqlx::query("SELECT tenant_id, flow_id, request, from_number, to_number, twilio_sid FROM calls WHERE id = $1")
         .bind(&id)
@@ -457,17 +450,7 @@ async fn answered(
         .map_err(DbError::from)?
         .ok_or_else(|| ApiError::not_found("call"))?;
     let tenant_id: String = r.get("tenant_id");
-    let account = app
-        .twilio_account(&tenant_id)
-        .await?
-        .filter(|a| Some(a.account_sid.as_str()) == form.get("AccountSid"))
-        .ok_or_else(|| ApiError::forbidden("the AccountSid does not own this call here"))?;
-    let pq = uri
-        .0
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    verify_twilio(&app, &account.auth_token, &pq, &headers, &form)?;
+    verify_twilio(&app, &tenant_id, &uri, &headers, &form).await?;
     if let Some(sid) = form.get("CallSid") {
         if opt_str(&r, "twilio_sid").is_some_and(|s| s != sid) {
             return Err(ApiError::bad_request(
