@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::storage::Storage;
-use crate::tenants::{store as tenants, TwilioAccount};
+use crate::tenants::TwilioAccount;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -23,6 +23,7 @@ struct Inner {
     http: reqwest::Client,
     /// Woken when work is queued, so workers need not wait for their next poll.
     work: Notify,
+    directory: crate::tenants::directory::Directory,
 }
 
 impl App {
@@ -36,6 +37,7 @@ impl App {
                 storage,
                 http,
                 work: Notify::new(),
+                directory: Default::default(),
             }),
         })
     }
@@ -61,9 +63,17 @@ impl App {
         self.inner.work.notified().await
     }
 
+    /// Numbers, credentials and API keys as every request looks them up (cached).
+    pub fn directory(&self) -> &crate::tenants::directory::Directory {
+        &self.inner.directory
+    }
+
     /// The tenant's Twilio credentials, opened.
     pub async fn twilio_account(&self, tenant_id: &str) -> ApiResult<Option<TwilioAccount>> {
-        Ok(tenants::twilio_account(self.db(), &self.config().master_key, tenant_id).await?)
+        Ok(self
+            .directory()
+            .twilio_account(self.db(), &self.config().master_key, tenant_id)
+            .await?)
     }
 
     /// A REST client acting for the tenant.

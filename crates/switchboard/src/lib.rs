@@ -1,6 +1,7 @@
 //! Switchboard: one self-hosted server between applications and Twilio.
 
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -3,6 +3,7 @@
 //! JSON as text); the few statements that differ per backend say so where they are.
 
 mod migrate;
+pub mod writer;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::AnyPool;
@@ -18,8 +19,34 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub struct Db {
+    /// Reads (and, on PostgreSQL, writes).
     pool: AnyPool,
+    /// Write transactions. On SQLite one connection: writers queue for it instead of
+    /// sleeping on a busy lock.
+    write_pool: AnyPool,
     backend: Backend,
+    writer: writer::Writer,
+}
+
+/// How SQLite makes a commit durable (`SWITCHBOARD_SQLITE_SYNC`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// Every acknowledged commit survives a power cut (`synchronous=FULL`).
+    #[default]
+    Full,
+    /// Commits survive a crash of the process, not of the machine (`synchronous=NORMAL`).
+    Normal,
+}
+
+impl std::str::FromStr for SqliteSync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(SqliteSync::Full),
+            "normal" => Ok(SqliteSync::Normal),
+            _ => Err(format!("{s:?}: use full or normal")),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +55,8 @@ pub enum DbError {
     UnsupportedUrl(String),
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
+    #[error("the database writer has stopped")]
+    WriterGone,
 }
 
 impl DbError {
@@ -44,8 +73,12 @@ impl DbError {
 pub type DbResult<T> = Result<T, DbError>;
 
 impl Db {
-    /// Connects to `url` (`sqlite:PATH`, `sqlite::memory:`, `postgres://…`).
+    /// Connects to `url` (`sqlite:PATH`, `sqlite::memory:`, `postgres://…`) with full durability.
     pub async fn connect(url: &str) -> DbResult<Db> {
+        Self::connect_with(url, SqliteSync::Full).await
+    }
+
+    pub async fn connect_with(url: &str, sync: SqliteSync) -> DbResult<Db> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -62,30 +95,64 @@ impl Db {
             }
             _ => url.to_string(),
         };
-        let opts = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            .acquire_timeout(Duration::from_secs(30));
-        let opts = if backend == Backend::Sqlite {
-            opts.after_connect(|conn, _| {
+        let options = |max: u32| {
+            let opts = AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30));
+            if backend != Backend::Sqlite {
+                return opts;
+            }
+            let sync = match sync {
+                SqliteSync::Full => "PRAGMA synchronous=FULL",
+                SqliteSync::Normal => "PRAGMA synchronous=NORMAL",
+            };
+            opts.after_connect(move |conn, _| {
                 Box::pin(async move {
                     use sqlx::Executor;
                     // WAL lets readers run beside the writer; FULL sync makes every commit
                     // durable before it is acknowledged.
                     conn.execute("PRAGMA journal_mode=WAL").await?;
-                    conn.execute("PRAGMA synchronous=FULL").await?;
+                    conn.execute(sync).await?;
                     conn.execute("PRAGMA busy_timeout=10000").await?;
                     conn.execute("PRAGMA foreign_keys=ON").await?;
                     Ok(())
                 })
             })
-        } else {
-            opts
         };
-        let pool = opts.connect(&url).await?;
-        Ok(Db { pool, backend })
+        let (pool, write_pool) = match backend {
+            // One in-memory database is one connection.
+            Backend::Sqlite if url.contains(":memory:") => {
+                let pool = options(1).connect(&url).await?;
+                (pool.clone(), pool)
+            }
+            Backend::Sqlite => {
+                let write_pool = options(1).connect(&url).await?;
+                (options(6).connect(&url).await?, write_pool)
+            }
+            Backend::Postgres => {
+                let pool = options(16).connect(&url).await?;
+                (pool.clone(), pool)
+            }
+        };
+        let begin: writer::Begin = {
+            let write_pool = write_pool.clone();
+            std::sync::Arc::new(move || {
+                let write_pool = write_pool.clone();
+                Box::pin(async move { begin_on(&write_pool, backend).await })
+            })
+        };
+        // SQLite has one writer by design; PostgreSQL takes several batches at once.
+        let writers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        };
+        let writer = writer::Writer::start(writers, begin);
+        Ok(Db {
+            pool,
+            write_pool,
+            backend,
+            writer,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -102,16 +169,38 @@ impl Db {
 
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so that two transactions never deadlock upgrading a read to a write.
-    pub async fn begin(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+    /// A transaction of its own never waits on anything outside the database while open.
+    pub async fn begin(&self) -> DbResult<Tx> {
+        begin_on(&self.write_pool, self.backend).await
+    }
+
+    /// Runs `work` in a transaction shared with other concurrent writes (group commit) and
+    /// returns once it is committed. `work` may run twice: it must only touch its transaction.
+    pub async fn write<T, F>(&self, work: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnMut(&'a mut Tx) -> BoxFuture<'a, DbResult<T>> + Send + 'static,
+    {
+        self.writer.write(work).await
+    }
+
+    pub fn writer_stats(&self) -> &writer::WriterStats {
+        &self.writer.stats
     }
 
     pub async fn close(&self) {
+        self.write_pool.close().await;
         self.pool.close().await
     }
+}
+
+pub use writer::{BoxFuture, Tx};
+
+async fn begin_on(pool: &AnyPool, backend: Backend) -> DbResult<Tx> {
+    Ok(match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    })
 }
 
 /// Milliseconds since the Unix epoch: how every time is stored.

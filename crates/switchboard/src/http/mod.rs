@@ -2,7 +2,7 @@
 //! errors, and Twilio signature checks for webhooks.
 
 use crate::error::ApiError;
-use crate::tenants::{store as tenants, Tenant};
+use crate::tenants::Tenant;
 use crate::App;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -75,7 +75,9 @@ impl FromRequestParts<App> for Auth {
             .map(str::trim)
             .filter(|k| !k.is_empty() && k.len() <= 200)
             .ok_or_else(ApiError::unauthorized)?;
-        let tenant = tenants::tenant_for_key(app.db(), key)
+        let tenant = app
+            .directory()
+            .tenant_for_key(app.db(), key)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
         Ok(Auth { tenant })

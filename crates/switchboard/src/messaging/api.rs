@@ -162,7 +162,14 @@ pub async fn send(
             ));
         }
     }
-    if store::is_opted_out(app.db(), &tenant.id, &number.phone_number, to.as_str()).await? {
+    if store::is_opted_out(
+        app.db().pool(),
+        &tenant.id,
+        &number.phone_number,
+        to.as_str(),
+    )
+    .await?
+    {
         return Err(ApiError::unprocessable(
             "recipient_opted_out",
             format!(

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod contacts;
 pub mod dispatch;
+pub mod inbound;
 pub mod media;
 pub mod store;
 pub mod templates;

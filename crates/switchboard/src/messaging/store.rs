@@ -5,9 +5,8 @@ use super::{is_terminal, iso, status_rank, Event, Message, TERMINAL};
 use crate::db::{now_ms, opt_str, Db, DbResult, Row};
 use crate::ids::new_id;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 
-pub type Tx = Transaction<'static, Any>;
+pub use crate::db::Tx;
 
 const MSG_COLS: &str = "id, tenant_id, direction, number_id, conversation_id, contact_id, from_number, to_number, body, \
     media_urls, status, twilio_sid, encoding, segments, price_estimate, error_code, error_message, attempts, \
@@ -344,32 +343,28 @@ enum Arg {
     I(i64),
 }
 
-/// Upserts the contact for `phone` and returns its id.
+/// Upserts the contact for `phone` and returns its id (one statement).
 pub async fn upsert_contact(
     tx: &mut Tx,
     tenant_id: &str,
     phone: &str,
     now: i64,
 ) -> DbResult<String> {
-    sqlx::query(
+    let r = sqlx::query(
         "INSERT INTO contacts (id, tenant_id, phone, attributes, created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, $4) \
-         ON CONFLICT (tenant_id, phone) DO NOTHING",
+         ON CONFLICT (tenant_id, phone) DO UPDATE SET phone = excluded.phone RETURNING id",
     )
     .bind(new_id("con"))
     .bind(tenant_id)
     .bind(phone)
     .bind(now)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    let r = sqlx::query("SELECT id FROM contacts WHERE tenant_id = $1 AND phone = $2")
-        .bind(tenant_id)
-        .bind(phone)
-        .fetch_one(&mut **tx)
-        .await?;
     Ok(r.get("id"))
 }
 
-/// Upserts the thread between a contact and one of the tenant's numbers, touching its time.
+/// Upserts the thread between a contact and one of the tenant's numbers, touching its time,
+/// and returns its id (one statement).
 pub async fn upsert_conversation(
     tx: &mut Tx,
     tenant_id: &str,
@@ -377,24 +372,17 @@ pub async fn upsert_conversation(
     number_id: &str,
     now: i64,
 ) -> DbResult<String> {
-    sqlx::query(
+    let r = sqlx::query(
         "INSERT INTO conversations (id, tenant_id, contact_id, number_id, last_message_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $5) \
-         ON CONFLICT (tenant_id, contact_id, number_id) DO UPDATE SET last_message_at = $5",
+         ON CONFLICT (tenant_id, contact_id, number_id) DO UPDATE SET last_message_at = excluded.last_message_at \
+         RETURNING id",
     )
     .bind(new_id("cnv"))
     .bind(tenant_id)
     .bind(contact_id)
     .bind(number_id)
     .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    let r = sqlx::query(
-        "SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2 AND number_id = $3",
-    )
-    .bind(tenant_id)
-    .bind(contact_id)
-    .bind(number_id)
     .fetch_one(&mut **tx)
     .await?;
     Ok(r.get("id"))
@@ -601,14 +589,19 @@ pub async fn compliance(
     Ok((ledger, log))
 }
 
-pub async fn is_opted_out(db: &Db, tenant_id: &str, sender: &str, phone: &str) -> DbResult<bool> {
+pub async fn is_opted_out<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    tenant_id: &str,
+    sender: &str,
+    phone: &str,
+) -> DbResult<bool> {
     let r = sqlx::query(
         "SELECT opted_out FROM opt_outs WHERE tenant_id = $1 AND sender = $2 AND phone = $3",
     )
     .bind(tenant_id)
     .bind(sender)
     .bind(phone)
-    .fetch_optional(db.pool())
+    .fetch_optional(ex)
     .await?;
     Ok(r.is_some_and(|r| r.get::<i64, _>("opted_out") != 0))
 }

@@ -71,6 +71,7 @@ async fn set_twilio(
         req.auth_token.trim(),
     )
     .await?;
+    app.directory().changed();
     Ok(Json(json!({ "twilio_account_sid": req.account_sid })))
 }
 
@@ -147,6 +148,7 @@ async fn add(
                 e.into()
             }
         })?;
+    app.directory().changed();
     Ok((StatusCode::CREATED, Json(n)))
 }
 
@@ -200,8 +202,7 @@ async fn update(
         flow_id: flow_id.as_ref().map(|o| o.as_deref()),
         twilio_sid: None,
     };
-    store::update_number(app.db(), &auth.tenant.id, &id, change)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("number"))
+    let n = store::update_number(app.db(), &auth.tenant.id, &id, change).await?;
+    app.directory().changed();
+    n.map(Json).ok_or_else(|| ApiError::not_found("number"))
 }

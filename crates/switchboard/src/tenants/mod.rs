@@ -1,6 +1,7 @@
 //! Tenants: who owns which numbers and Twilio credentials, and which API keys act for them.
 
 pub mod api;
+pub mod directory;
 pub mod store;
 
 use crate::phone::E164;

@@ -517,7 +517,9 @@ async fn incoming(
         form.get("From").unwrap_or_default().to_string(),
         form.get("To").unwrap_or_default().to_string(),
     );
-    let number = crate::tenants::store::number_by_phone(app.db(), &to)
+    let number = app
+        .directory()
+        .number_by_phone(app.db(), &to)
         .await?
         .ok_or_else(|| ApiError::not_found("the number called"))?;
     verify_twilio(&app, &number.tenant_id, &uri, &headers, &form).await?;

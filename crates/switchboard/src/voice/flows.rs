@@ -139,6 +139,7 @@ pub async fn load(
         crate::tenants::store::update_number(app.db(), &tenant.id, &num.id, change)
             .await
             .map_err(|e| e.to_string())?;
+        app.directory().changed();
     }
     Ok(id)
 }

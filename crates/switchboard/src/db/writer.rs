@@ -1,0 +1,156 @@
+//! Group commit: writes from many requests share one transaction and one flush.
+//!
+//! A request hands its write (a closure over a transaction) to a writer task and waits. The
+//! writer takes everything that arrived while the previous commit was flushing, runs it in one
+//! transaction, commits once and only then answers each request: acknowledged still means on
+//! disk, but a burst of N webhooks costs one fsync instead of N, and on SQLite no two
+//! connections ever fight over the write lock.
+//!
+//! Writes are run optimistically together. If one fails (or the commit does), the batch is
+//! rolled back and every write in it is run again alone, so one bad write never takes the
+//! others down with it: writes must therefore be safe to run a second time after a rollback,
+//! which any closure that only touches its transaction is.
+
+use super::{DbError, DbResult};
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+type Output = DbResult<Box<dyn Any + Send>>;
+type Work = Box<dyn for<'a> FnMut(&'a mut Tx) -> BoxFuture<'a, Output> + Send>;
+
+struct Job {
+    work: Work,
+    done: oneshot::Sender<Output>,
+}
+
+/// Most writes one transaction takes: enough to amortise a flush, few enough that a failed
+/// batch is cheap to replay one by one.
+const MAX_BATCH: usize = 256;
+
+/// Counters of what the writers did, for `/metrics`.
+#[derive(Default)]
+pub struct WriterStats {
+    pub commits: std::sync::atomic::AtomicU64,
+    pub writes: std::sync::atomic::AtomicU64,
+    pub replays: std::sync::atomic::AtomicU64,
+    /// Batch sizes as a histogram: `batch_buckets[i]` counts batches of at most `BATCH_BOUNDS[i]`.
+    pub batch_buckets: [std::sync::atomic::AtomicU64; BATCH_BOUNDS.len()],
+}
+
+pub const BATCH_BOUNDS: [usize; 7] = [1, 2, 4, 16, 64, 128, MAX_BATCH];
+
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    pub stats: Arc<WriterStats>,
+}
+
+/// Opens a write transaction on a connection of the write pool.
+pub type Begin = Arc<dyn Fn() -> BoxFuture<'static, DbResult<Tx>> + Send + Sync>;
+
+impl Writer {
+    /// Starts `writers` writer tasks that take jobs from one queue, each beginning its
+    /// transactions with `begin`.
+    pub fn start(writers: usize, begin: Begin) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 16);
+        let rx = Arc::new(Mutex::new(rx));
+        let stats = Arc::new(WriterStats::default());
+        for _ in 0..writers.max(1) {
+            let rx = rx.clone();
+            let begin = begin.clone();
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                loop {
+                    let batch = {
+                        let mut rx = rx.lock().await;
+                        let Some(first) = rx.recv().await else { return };
+                        let mut batch = vec![first];
+                        while batch.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(j) => batch.push(j),
+                                Err(_) => break,
+                            }
+                        }
+                        batch
+                    };
+                    run_batch(&begin, batch, &stats).await;
+                }
+            });
+        }
+        Writer { tx, stats }
+    }
+
+    /// Runs `work` in a transaction shared with other writes and returns its result once
+    /// that transaction has committed. `work` may run twice (see the module's notes).
+    pub async fn write<T, F>(&self, mut work: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnMut(&'a mut Tx) -> BoxFuture<'a, DbResult<T>> + Send + 'static,
+    {
+        let (done, rx) = oneshot::channel();
+        let work: Work = Box::new(move |tx| {
+            let fut = work(tx);
+            Box::pin(async move { fut.await.map(|v| Box::new(v) as Box<dyn Any + Send>) })
+        });
+        self.tx
+            .send(Job { work, done })
+            .await
+            .map_err(|_| DbError::WriterGone)?;
+        let out = rx.await.map_err(|_| DbError::WriterGone)??;
+        Ok(*out
+            .downcast::<T>()
+            .expect("a write returns the type it was given"))
+    }
+}
+
+async fn run_batch(begin: &Begin, mut batch: Vec<Job>, stats: &WriterStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let n = batch.len();
+    stats.writes.fetch_add(n as u64, Relaxed);
+    if let Some(i) = BATCH_BOUNDS.iter().position(|b| n <= *b) {
+        stats.batch_buckets[i].fetch_add(1, Relaxed);
+    }
+    if n > 1 {
+        match try_together(begin, &mut batch).await {
+            Ok(outputs) => {
+                stats.commits.fetch_add(1, Relaxed);
+                for (job, out) in batch.into_iter().zip(outputs) {
+                    let _ = job.done.send(Ok(out));
+                }
+                return;
+            }
+            Err(_) => {
+                // Something in the batch failed: nothing of it was kept; run each alone.
+                stats.replays.fetch_add(n as u64, Relaxed);
+            }
+        }
+    }
+    for mut job in batch {
+        let out = run_alone(begin, &mut job.work).await;
+        stats.commits.fetch_add(1, Relaxed);
+        let _ = job.done.send(out);
+    }
+}
+
+async fn try_together(begin: &Begin, batch: &mut [Job]) -> DbResult<Vec<Box<dyn Any + Send>>> {
+    let mut tx = begin().await?;
+    let mut outputs = Vec::with_capacity(batch.len());
+    for job in batch.iter_mut() {
+        outputs.push((job.work)(&mut tx).await?);
+    }
+    tx.commit().await?;
+    Ok(outputs)
+}
+
+async fn run_alone(begin: &Begin, work: &mut Work) -> Output {
+    let mut tx = begin().await?;
+    let out = work(&mut tx).await?;
+    tx.commit().await?;
+    Ok(out)
+}
