@@ -24,7 +24,12 @@ struct Inner {
     /// Woken when work is queued, so workers need not wait for their next poll.
     work: Notify,
     directory: crate::tenants::directory::Directory,
+    metrics: crate::telemetry::Metrics,
+    inbound: InboundWriter,
 }
+
+/// Inbound texts, written in batches.
+pub type InboundWriter = crate::db::batch::Batcher<Arc<crate::messaging::inbound::Received>, bool>;
 
 impl App {
     pub fn new(db: Db, config: Config, storage: Storage) -> Result<Self, String> {
@@ -32,6 +37,16 @@ impl App {
             Client::http_client(twilio::rest::Timeouts::default()).map_err(|e| e.to_string())?;
         Ok(App {
             inner: Arc::new(Inner {
+                metrics: crate::telemetry::Metrics::new(&db),
+                inbound: InboundWriter::start(
+                    db.clone(),
+                    256,
+                    match db.backend() {
+                        crate::db::Backend::Sqlite => 1,
+                        crate::db::Backend::Postgres => 3,
+                    },
+                    crate::messaging::inbound::record_many,
+                ),
                 db,
                 config,
                 storage,
@@ -68,6 +83,14 @@ impl App {
         &self.inner.directory
     }
 
+    pub fn inbound_writer(&self) -> &InboundWriter {
+        &self.inner.inbound
+    }
+
+    pub fn metrics(&self) -> &crate::telemetry::Metrics {
+        &self.inner.metrics
+    }
+
     /// The tenant's Twilio credentials, opened.
     pub async fn twilio_account(&self, tenant_id: &str) -> ApiResult<Option<TwilioAccount>> {
         Ok(self
@@ -84,6 +107,7 @@ impl App {
                 "this tenant has no Twilio credentials",
             )
         })?;
+        let app = self.clone();
         Ok(Client::with_http(
             self.inner.http.clone(),
             Credentials::AuthToken {
@@ -91,7 +115,8 @@ impl App {
                 auth_token: acct.auth_token,
             },
             self.config().twilio_base.clone(),
-        ))
+        )
+        .observed(std::sync::Arc::new(move |x| app.metrics().twilio(x))))
     }
 
     /// Serves HTTP on `listener` (for the api role) and runs the workers (for the worker role)

@@ -55,6 +55,8 @@ impl Default for WorkerSettings {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// How SQLite makes commits durable (`SWITCHBOARD_SQLITE_SYNC`, default full).
+    pub sqlite_sync: crate::db::SqliteSync,
     /// The URL Twilio reaches us at (no trailing slash); webhook signatures are checked against it.
     pub public_url: String,
     pub master_key: MasterKey,

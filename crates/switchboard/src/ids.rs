@@ -1,5 +1,6 @@
 //! Our identifiers: a type prefix and 26 base-32 characters that sort by creation time
-//! (48 bits of milliseconds, then randomness), e.g. `msg_01jd…`.
+//! (48 bits of milliseconds, then randomness), e.g. `msg_01jd…`. Within one process they are
+//! strictly increasing, so rows made in the same millisecond still sort in the order made.
 
 use rand::Rng;
 
@@ -7,8 +8,16 @@ const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
 pub fn new_id(prefix: &str) -> String {
     let ms = chrono::Utc::now().timestamp_millis().max(0) as u128;
-    let rand: u128 = rand::rng().random::<u128>() & ((1u128 << 80) - 1);
+    let rand: u128 = rand::rng().random::<u128>() & ((1u128 << 79) - 1);
     let mut v = (ms << 80) | rand;
+    {
+        static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if v <= *last {
+            v = *last + 1 + (rand & 0xffff);
+        }
+        *last = v;
+    }
     let mut buf = [0u8; 26];
     for slot in buf.iter_mut().rev() {
         *slot = ALPHABET[(v & 31) as usize];
@@ -37,5 +46,11 @@ mod tests {
         assert!(!is_id(&a, "call"));
         assert!(a < b);
         assert!(!is_id("msg_'; DROP TABLE", "msg"));
+    }
+
+    #[test]
+    fn ids_made_in_one_millisecond_still_increase() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id("evt")).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 }

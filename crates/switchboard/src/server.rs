@@ -102,6 +102,12 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
             })?,
         None => std::time::Duration::from_secs(15),
     };
+    let sqlite_sync = match env("SWITCHBOARD_SQLITE_SYNC") {
+        Some(v) => v
+            .parse()
+            .map_err(|e: String| config_error("SWITCHBOARD_SQLITE_SYNC", e))?,
+        None => Default::default(),
+    };
     let mut workers = WorkerSettings::default();
     if let Some(v) = env("SWITCHBOARD_STATUS_POLL_SECS") {
         workers.status_poll_after = v
@@ -133,6 +139,7 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
             }
         };
     let config = Config {
+        sqlite_sync,
         database_url,
         public_url,
         master_key,
@@ -202,7 +209,7 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
 
 /// Connects, migrates and builds the application.
 pub async fn build(config: Config) -> Result<App, String> {
-    let db = Db::connect(&config.database_url)
+    let db = Db::connect_with(&config.database_url, config.sqlite_sync)
         .await
         .map_err(|e| format!("database: {e}"))?;
     db.migrate().await.map_err(|e| format!("migration: {e}"))?;
@@ -373,6 +380,7 @@ pub async fn dev(
     }
     let config = Config {
         database_url: format!("sqlite:{}", data_dir.join("switchboard.db").display()),
+        sqlite_sync: Default::default(),
         public_url: url.clone(),
         master_key: MasterKey::parse(&master)
             .map_err(|e| format!("{}: {e}", data_dir.join("master.key").display()))?,

@@ -2,6 +2,7 @@
 //! written once with `$N` placeholders and portable types (text ids, i64 millisecond times,
 //! JSON as text); the few statements that differ per backend say so where they are.
 
+pub mod batch;
 mod migrate;
 pub mod writer;
 
@@ -201,6 +202,23 @@ async fn begin_on(pool: &AnyPool, backend: Backend) -> DbResult<Tx> {
         Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => pool.begin().await?,
     })
+}
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `cols` values: the VALUES of a multi-row insert.
+pub fn placeholders(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * cols + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// Milliseconds since the Unix epoch: how every time is stored.

@@ -12,6 +12,8 @@
 //! which any closure that only touches its transaction is.
 
 use super::{DbError, DbResult};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
@@ -33,17 +35,24 @@ struct Job {
 /// batch is cheap to replay one by one.
 const MAX_BATCH: usize = 256;
 
-/// Counters of what the writers did, for `/metrics`.
-#[derive(Default)]
+/// What the writers did, for `/metrics`.
 pub struct WriterStats {
-    pub commits: std::sync::atomic::AtomicU64,
-    pub writes: std::sync::atomic::AtomicU64,
-    pub replays: std::sync::atomic::AtomicU64,
-    /// Batch sizes as a histogram: `batch_buckets[i]` counts batches of at most `BATCH_BOUNDS[i]`.
-    pub batch_buckets: [std::sync::atomic::AtomicU64; BATCH_BOUNDS.len()],
+    pub commits: Counter,
+    pub writes: Counter,
+    pub replays: Counter,
+    pub batch_size: Histogram,
 }
 
-pub const BATCH_BOUNDS: [usize; 7] = [1, 2, 4, 16, 64, 128, MAX_BATCH];
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            commits: Counter::default(),
+            writes: Counter::default(),
+            replays: Counter::default(),
+            batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Writer {
@@ -110,16 +119,13 @@ impl Writer {
 }
 
 async fn run_batch(begin: &Begin, mut batch: Vec<Job>, stats: &WriterStats) {
-    use std::sync::atomic::Ordering::Relaxed;
     let n = batch.len();
-    stats.writes.fetch_add(n as u64, Relaxed);
-    if let Some(i) = BATCH_BOUNDS.iter().position(|b| n <= *b) {
-        stats.batch_buckets[i].fetch_add(1, Relaxed);
-    }
+    stats.writes.inc_by(n as u64);
+    stats.batch_size.observe(n as f64);
     if n > 1 {
         match try_together(begin, &mut batch).await {
             Ok(outputs) => {
-                stats.commits.fetch_add(1, Relaxed);
+                stats.commits.inc();
                 for (job, out) in batch.into_iter().zip(outputs) {
                     let _ = job.done.send(Ok(out));
                 }
@@ -127,13 +133,13 @@ async fn run_batch(begin: &Begin, mut batch: Vec<Job>, stats: &WriterStats) {
             }
             Err(_) => {
                 // Something in the batch failed: nothing of it was kept; run each alone.
-                stats.replays.fetch_add(n as u64, Relaxed);
+                stats.replays.inc_by(n as u64);
             }
         }
     }
     for mut job in batch {
         let out = run_alone(begin, &mut job.work).await;
-        stats.commits.fetch_add(1, Relaxed);
+        stats.commits.inc();
         let _ = job.done.send(out);
     }
 }

@@ -19,6 +19,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/", get(dashboard))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(crate::telemetry::metrics))
         .merge(crate::tenants::api::router())
         .merge(crate::messaging::api::router())
         .merge(crate::messaging::contacts::router())
@@ -37,6 +38,10 @@ pub fn router(app: App) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::telemetry::track,
+        ))
         .with_state(app)
 }
 
@@ -194,6 +199,8 @@ pub async fn verify_twilio(
         Ok(())
     } else {
         tracing::warn!(%url, "rejected a webhook with a missing or wrong X-Twilio-Signature");
+        let kind = uri.0.path().trim_start_matches("/twilio/");
+        app.metrics().webhook(kind, "bad_signature");
         Err(ApiError::forbidden(
             "X-Twilio-Signature is missing or does not match; check SWITCHBOARD_PUBLIC_URL",
         ))

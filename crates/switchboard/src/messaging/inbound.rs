@@ -2,11 +2,13 @@
 //! keywords and opt-outs, and the auto-reply, all in one transaction. A repeated MessageSid
 //! changes nothing.
 
-use super::store::{self, NewMessage, Tx};
+use super::store::{self, NewEvent, NewMessage, Tx};
 use super::{cost, media};
-use crate::db::DbResult;
+use crate::db::{BoxFuture, DbResult};
 use crate::ids::new_id;
 use crate::tenants::Number;
+use std::collections::HashSet;
+use std::sync::Arc;
 use twilio::keywords::{classify as keyword, Keyword};
 use twilio::webhook::InboundMessage;
 
@@ -22,64 +24,105 @@ pub struct Received {
     pub reply_validity_ms: i64,
 }
 
-/// Stores the message; false when Twilio repeated a webhook already stored.
-pub async fn record(tx: &mut Tx, r: &Received) -> DbResult<bool> {
+/// Stores messages received together; for each, false when Twilio repeated a webhook that
+/// is already stored. A few statements for the whole batch; the rare extras (media, keywords,
+/// auto-replies) one by one.
+pub fn record_many<'a>(
+    tx: &'a mut Tx,
+    items: &'a [Arc<Received>],
+) -> BoxFuture<'a, DbResult<Vec<bool>>> {
+    Box::pin(async move {
+        let Some(now) = items.first().map(|r| r.now) else {
+            return Ok(vec![]);
+        };
+        let contact_keys: Vec<(&str, &str)> = items
+            .iter()
+            .map(|r| (r.tenant_id.as_str(), r.msg.from.as_str()))
+            .collect();
+        let contacts = store::upsert_contacts(tx, &contact_keys, now).await?;
+        let thread_keys: Vec<(&str, &str, &str)> = items
+            .iter()
+            .zip(&contacts)
+            .map(|(r, c)| (r.tenant_id.as_str(), c.as_str(), r.number.id.as_str()))
+            .collect();
+        let threads = store::upsert_conversations(tx, &thread_keys, now).await?;
+        let rows: Vec<NewMessage> = items
+            .iter()
+            .zip(contacts.iter().zip(&threads))
+            .map(|(r, (c, t))| new_message(r, c, t))
+            .collect();
+        let inserted: HashSet<String> = store::insert_messages(tx, &rows)
+            .await?
+            .into_iter()
+            .collect();
+        let events: Vec<NewEvent<'_>> = items
+            .iter()
+            .zip(&rows)
+            .filter(|(_, m)| inserted.contains(&m.id))
+            .map(|(r, m)| NewEvent {
+                tenant_id: &r.tenant_id,
+                message_id: &m.id,
+                kind: "inbound",
+                status: Some("received"),
+                applied: true,
+                payload: &r.raw,
+            })
+            .collect();
+        store::insert_events(tx, &events).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for (r, m) in items.iter().zip(&rows) {
+            let new = inserted.contains(&m.id);
+            if new {
+                extras(tx, r, m).await?;
+            }
+            out.push(new);
+        }
+        Ok(out)
+    })
+}
+
+fn new_message(r: &Received, contact_id: &str, conversation_id: &str) -> NewMessage {
+    let msg = &r.msg;
+    let (seg, _) = cost(&msg.body, msg.media.len());
+    NewMessage {
+        id: new_id("msg"),
+        tenant_id: r.tenant_id.clone(),
+        direction: "inbound",
+        number_id: Some(r.number.id.clone()),
+        conversation_id: Some(conversation_id.to_string()),
+        contact_id: Some(contact_id.to_string()),
+        from: msg.from.clone(),
+        to: msg.to.clone(),
+        body: msg.body.clone(),
+        media_urls: msg.media.iter().map(|m| m.url.clone()).collect(),
+        status: "received",
+        twilio_sid: Some(msg.message_sid.clone()),
+        encoding: seg.encoding.as_str(),
+        segments: msg
+            .num_segments
+            .map(i64::from)
+            .unwrap_or(seg.count.max(1) as i64),
+        price_estimate: None,
+        template_id: None,
+        idempotency_key: None,
+        request_hash: None,
+        next_attempt_at: None,
+        valid_until: None,
+        now: r.now,
+    }
+}
+
+/// Media to fetch, keywords and opt-outs, and the auto-reply of a newly stored message.
+async fn extras(tx: &mut Tx, r: &Received, stored: &NewMessage) -> DbResult<()> {
     let msg = &r.msg;
     let tenant_id = &r.tenant_id;
-    let (seg, _) = cost(&msg.body, msg.media.len());
+    let id = &stored.id;
     let kw = keyword(&msg.body);
-    let contact_id = store::upsert_contact(tx, tenant_id, &msg.from, r.now).await?;
-    let conversation_id =
-        store::upsert_conversation(tx, tenant_id, &contact_id, &r.number.id, r.now).await?;
-    let id = new_id("msg");
-    let inserted = store::insert_message(
-        tx,
-        &NewMessage {
-            id: id.clone(),
-            tenant_id: tenant_id.clone(),
-            direction: "inbound",
-            number_id: Some(r.number.id.clone()),
-            conversation_id: Some(conversation_id.clone()),
-            contact_id: Some(contact_id.clone()),
-            from: msg.from.clone(),
-            to: msg.to.clone(),
-            body: msg.body.clone(),
-            media_urls: msg.media.iter().map(|m| m.url.clone()).collect(),
-            status: "received",
-            twilio_sid: Some(msg.message_sid.clone()),
-            encoding: seg.encoding.as_str(),
-            segments: msg
-                .num_segments
-                .map(i64::from)
-                .unwrap_or(seg.count.max(1) as i64),
-            price_estimate: None,
-            template_id: None,
-            idempotency_key: None,
-            request_hash: None,
-            next_attempt_at: None,
-            valid_until: None,
-            now: r.now,
-        },
-    )
-    .await?;
-    if !inserted {
-        return Ok(false);
-    }
-    store::insert_event(
-        tx,
-        tenant_id,
-        &id,
-        "inbound",
-        Some("received"),
-        true,
-        &r.raw,
-    )
-    .await?;
     for (i, m) in msg.media.iter().enumerate() {
         media::insert_pending(
             tx,
             tenant_id,
-            &id,
+            id,
             i as i64,
             &m.url,
             m.content_type.as_deref(),
@@ -87,16 +130,7 @@ pub async fn record(tx: &mut Tx, r: &Received) -> DbResult<bool> {
         .await?;
     }
     if let Some(k) = kw {
-        store::log_keyword(
-            tx,
-            tenant_id,
-            &msg.to,
-            &msg.from,
-            k.as_str(),
-            &msg.body,
-            &id,
-        )
-        .await?;
+        store::log_keyword(tx, tenant_id, &msg.to, &msg.from, k.as_str(), &msg.body, id).await?;
     }
     match kw {
         Some(Keyword::Stop) => {
@@ -110,10 +144,10 @@ pub async fn record(tx: &mut Tx, r: &Received) -> DbResult<bool> {
     // Twilio answers keywords itself; an auto-reply goes out for anything else, through the
     // dispatcher so it is paced, tracked and never lost.
     let Some(text) = r.number.auto_reply.as_ref() else {
-        return Ok(true);
+        return Ok(());
     };
     if kw.is_some() || store::is_opted_out(&mut **tx, tenant_id, &msg.to, &msg.from).await? {
-        return Ok(true);
+        return Ok(());
     }
     let (seg, price) = cost(text, 0);
     store::insert_message(
@@ -123,8 +157,8 @@ pub async fn record(tx: &mut Tx, r: &Received) -> DbResult<bool> {
             tenant_id: tenant_id.clone(),
             direction: "outbound",
             number_id: Some(r.number.id.clone()),
-            conversation_id: Some(conversation_id),
-            contact_id: Some(contact_id),
+            conversation_id: stored.conversation_id.clone(),
+            contact_id: stored.contact_id.clone(),
             from: msg.to.clone(),
             to: msg.from.clone(),
             body: text.clone(),
@@ -143,5 +177,5 @@ pub async fn record(tx: &mut Tx, r: &Received) -> DbResult<bool> {
         },
     )
     .await?;
-    Ok(true)
+    Ok(())
 }

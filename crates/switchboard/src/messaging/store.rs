@@ -2,7 +2,7 @@
 //! the job). Every query that reads or changes a tenant's rows names the tenant.
 
 use super::{is_terminal, iso, status_rank, Event, Message, TERMINAL};
-use crate::db::{now_ms, opt_str, Db, DbResult, Row};
+use crate::db::{now_ms, opt_str, placeholders, Db, DbResult, Row};
 use crate::ids::new_id;
 use sqlx::any::AnyRow;
 
@@ -92,40 +92,57 @@ pub struct NewMessage {
 /// Inserts a message. For inbound messages a repeated MessageSid inserts nothing and returns
 /// false (Twilio retried the webhook).
 pub async fn insert_message(tx: &mut Tx, m: &NewMessage) -> DbResult<bool> {
-    let sent_at = (m.direction == "inbound").then_some(m.now);
-    let res = sqlx::query(
+    Ok(!insert_messages(tx, std::slice::from_ref(m))
+        .await?
+        .is_empty())
+}
+
+const MESSAGE_INSERT_COLS: usize = 24;
+
+/// Inserts messages in one statement and returns the ids of those inserted: an inbound message
+/// whose MessageSid is already stored is left out (Twilio retried the webhook).
+pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<String>> {
+    if ms.is_empty() {
+        return Ok(vec![]);
+    }
+    let sql = format!(
         "INSERT INTO messages (id, tenant_id, direction, number_id, conversation_id, contact_id, from_number, to_number, \
          body, media_urls, status, status_rank, twilio_sid, encoding, segments, price_estimate, template_id, \
          idempotency_key, request_hash, next_attempt_at, valid_until, created_at, updated_at, sent_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22, $23) \
-         ON CONFLICT (twilio_sid) DO NOTHING",
-    )
-    .bind(&m.id)
-    .bind(&m.tenant_id)
-    .bind(m.direction)
-    .bind(&m.number_id)
-    .bind(&m.conversation_id)
-    .bind(&m.contact_id)
-    .bind(&m.from)
-    .bind(&m.to)
-    .bind(&m.body)
-    .bind(serde_json::to_string(&m.media_urls).unwrap_or_else(|_| "[]".into()))
-    .bind(m.status)
-    .bind(status_rank(m.status).unwrap_or(0))
-    .bind(&m.twilio_sid)
-    .bind(m.encoding)
-    .bind(m.segments)
-    .bind(&m.price_estimate)
-    .bind(&m.template_id)
-    .bind(&m.idempotency_key)
-    .bind(&m.request_hash)
-    .bind(m.next_attempt_at)
-    .bind(m.valid_until)
-    .bind(m.now)
-    .bind(sent_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(res.rows_affected() == 1)
+         VALUES {} ON CONFLICT (twilio_sid) DO NOTHING RETURNING id",
+        placeholders(ms.len(), MESSAGE_INSERT_COLS)
+    );
+    let mut q = sqlx::query(&sql);
+    for m in ms {
+        let sent_at = (m.direction == "inbound").then_some(m.now);
+        q = q
+            .bind(&m.id)
+            .bind(&m.tenant_id)
+            .bind(m.direction)
+            .bind(&m.number_id)
+            .bind(&m.conversation_id)
+            .bind(&m.contact_id)
+            .bind(&m.from)
+            .bind(&m.to)
+            .bind(&m.body)
+            .bind(serde_json::to_string(&m.media_urls).unwrap_or_else(|_| "[]".into()))
+            .bind(m.status)
+            .bind(status_rank(m.status).unwrap_or(0))
+            .bind(&m.twilio_sid)
+            .bind(m.encoding)
+            .bind(m.segments)
+            .bind(&m.price_estimate)
+            .bind(&m.template_id)
+            .bind(&m.idempotency_key)
+            .bind(&m.request_hash)
+            .bind(m.next_attempt_at)
+            .bind(m.valid_until)
+            .bind(m.now)
+            .bind(m.now)
+            .bind(sent_at);
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    Ok(rows.iter().map(|r| r.get("id")).collect())
 }
 
 /// The message created earlier with this idempotency key, and the hash of that request.
@@ -205,20 +222,53 @@ pub async fn insert_event(
     applied: bool,
     payload: &serde_json::Value,
 ) -> DbResult<()> {
-    sqlx::query(
-        "INSERT INTO message_events (id, tenant_id, message_id, kind, status, applied, payload, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    insert_events(
+        tx,
+        &[NewEvent {
+            tenant_id,
+            message_id,
+            kind,
+            status,
+            applied,
+            payload,
+        }],
     )
-    .bind(new_id("evt"))
-    .bind(tenant_id)
-    .bind(message_id)
-    .bind(kind)
-    .bind(status)
-    .bind(applied as i64)
-    .bind(payload.to_string())
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
+    .await
+}
+
+/// A raw event of a message (a callback, a webhook, a step of ours).
+pub struct NewEvent<'a> {
+    pub tenant_id: &'a str,
+    pub message_id: &'a str,
+    pub kind: &'a str,
+    pub status: Option<&'a str>,
+    pub applied: bool,
+    pub payload: &'a serde_json::Value,
+}
+
+/// Inserts events in one statement.
+pub async fn insert_events(tx: &mut Tx, events: &[NewEvent<'_>]) -> DbResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO message_events (id, tenant_id, message_id, kind, status, applied, payload, created_at) VALUES {}",
+        placeholders(events.len(), 8)
+    );
+    let now = now_ms();
+    let mut q = sqlx::query(&sql);
+    for e in events {
+        q = q
+            .bind(new_id("evt"))
+            .bind(e.tenant_id)
+            .bind(e.message_id)
+            .bind(e.kind)
+            .bind(e.status)
+            .bind(e.applied as i64)
+            .bind(e.payload.to_string())
+            .bind(now);
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -350,17 +400,47 @@ pub async fn upsert_contact(
     phone: &str,
     now: i64,
 ) -> DbResult<String> {
-    let r = sqlx::query(
-        "INSERT INTO contacts (id, tenant_id, phone, attributes, created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, $4) \
-         ON CONFLICT (tenant_id, phone) DO UPDATE SET phone = excluded.phone RETURNING id",
-    )
-    .bind(new_id("con"))
-    .bind(tenant_id)
-    .bind(phone)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(r.get("id"))
+    let mut ids = upsert_contacts(tx, &[(tenant_id, phone)], now).await?;
+    ids.pop().ok_or(sqlx::Error::RowNotFound.into())
+}
+
+/// Upserts contacts by (tenant, phone) in one statement; returns their ids in the same order.
+/// A pair given twice is upserted once.
+pub async fn upsert_contacts(
+    tx: &mut Tx,
+    keys: &[(&str, &str)],
+    now: i64,
+) -> DbResult<Vec<String>> {
+    let distinct = distinct(keys);
+    let sql = format!(
+        "INSERT INTO contacts (id, tenant_id, phone, attributes, created_at, updated_at) VALUES {} \
+         ON CONFLICT (tenant_id, phone) DO UPDATE SET phone = excluded.phone RETURNING id, tenant_id, phone",
+        placeholders(distinct.len(), 6)
+    );
+    let mut q = sqlx::query(&sql);
+    for (tenant_id, phone) in &distinct {
+        q = q
+            .bind(new_id("con"))
+            .bind(*tenant_id)
+            .bind(*phone)
+            .bind("{}")
+            .bind(now)
+            .bind(now);
+    }
+    let found: std::collections::HashMap<(String, String), String> = q
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| ((r.get("tenant_id"), r.get("phone")), r.get("id")))
+        .collect();
+    keys.iter()
+        .map(|(t, p)| {
+            found
+                .get(&(t.to_string(), p.to_string()))
+                .cloned()
+                .ok_or(sqlx::Error::RowNotFound.into())
+        })
+        .collect()
 }
 
 /// Upserts the thread between a contact and one of the tenant's numbers, touching its time,
@@ -372,20 +452,58 @@ pub async fn upsert_conversation(
     number_id: &str,
     now: i64,
 ) -> DbResult<String> {
-    let r = sqlx::query(
-        "INSERT INTO conversations (id, tenant_id, contact_id, number_id, last_message_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) \
+    let mut ids = upsert_conversations(tx, &[(tenant_id, contact_id, number_id)], now).await?;
+    ids.pop().ok_or(sqlx::Error::RowNotFound.into())
+}
+
+/// Upserts threads by (tenant, contact, number) in one statement; returns their ids in order.
+pub async fn upsert_conversations(
+    tx: &mut Tx,
+    keys: &[(&str, &str, &str)],
+    now: i64,
+) -> DbResult<Vec<String>> {
+    let distinct = distinct(keys);
+    let sql = format!(
+        "INSERT INTO conversations (id, tenant_id, contact_id, number_id, last_message_at, created_at) VALUES {} \
          ON CONFLICT (tenant_id, contact_id, number_id) DO UPDATE SET last_message_at = excluded.last_message_at \
-         RETURNING id",
-    )
-    .bind(new_id("cnv"))
-    .bind(tenant_id)
-    .bind(contact_id)
-    .bind(number_id)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(r.get("id"))
+         RETURNING id, tenant_id, contact_id, number_id",
+        placeholders(distinct.len(), 6)
+    );
+    let mut q = sqlx::query(&sql);
+    for (tenant_id, contact_id, number_id) in &distinct {
+        q = q
+            .bind(new_id("cnv"))
+            .bind(*tenant_id)
+            .bind(*contact_id)
+            .bind(*number_id)
+            .bind(now)
+            .bind(now);
+    }
+    let found: std::collections::HashMap<(String, String, String), String> = q
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| {
+            (
+                (r.get("tenant_id"), r.get("contact_id"), r.get("number_id")),
+                r.get("id"),
+            )
+        })
+        .collect();
+    keys.iter()
+        .map(|(t, c, n)| {
+            found
+                .get(&(t.to_string(), c.to_string(), n.to_string()))
+                .cloned()
+                .ok_or(sqlx::Error::RowNotFound.into())
+        })
+        .collect()
+}
+
+/// The keys in their first order, each once (one statement may not upsert a row twice).
+fn distinct<K: Eq + std::hash::Hash + Copy>(keys: &[K]) -> Vec<K> {
+    let mut seen = std::collections::HashSet::new();
+    keys.iter().copied().filter(|k| seen.insert(*k)).collect()
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -3,7 +3,7 @@
 //! against the configured public URL; nothing is stored for a bad signature. Repeats and
 //! reorderings change nothing twice and never move a status backwards.
 
-use super::inbound::{self, Received};
+use super::inbound::Received;
 use super::store;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
@@ -73,15 +73,12 @@ async fn inbound(
         now: now_ms(),
         reply_validity_ms: app.config().workers.default_validity.as_millis() as i64,
     });
-    let stored = app
-        .db()
-        .write(move |tx| {
-            let r = received.clone();
-            Box::pin(async move { inbound::record(tx, &r).await })
-        })
-        .await?;
+    let stored = app.inbound_writer().write(received).await?;
     if stored {
         app.work_queued();
+        app.metrics().webhook("messaging", "accepted");
+    } else {
+        app.metrics().webhook("messaging", "duplicate");
     }
     Ok(twiml(twilio::twiml::Response::new()))
 }
@@ -122,7 +119,8 @@ async fn status(
     let poll_at = now_ms() + app.config().workers.status_poll_after.as_millis() as i64;
     let (tenant_id, id, raw) = (m.tenant_id, m.view.id, raw(&form));
     let sid = cb.message_sid;
-    app.db()
+    let applied = app
+        .db()
         .write(move |tx| {
             let (tenant_id, id, raw, sid) =
                 (tenant_id.clone(), id.clone(), raw.clone(), sid.clone());
@@ -141,9 +139,12 @@ async fn status(
                     applied,
                     &raw,
                 )
-                .await
+                .await?;
+                Ok(applied)
             })
         })
         .await?;
+    let outcome = if applied { "accepted" } else { "duplicate" };
+    app.metrics().webhook("messaging/status", outcome);
     Ok(StatusCode::NO_CONTENT)
 }

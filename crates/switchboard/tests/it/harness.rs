@@ -153,6 +153,7 @@ pub fn test_config(
 ) -> Config {
     Config {
         database_url: database_url.to_string(),
+        sqlite_sync: Default::default(),
         public_url: public_url.to_string(),
         master_key: MasterKey::generate(),
         twilio_base: twilio::BaseUrl::new(format!("{twin_url}/sim/{{product}}")).unwrap(),

@@ -214,12 +214,53 @@ impl Default for Timeouts {
     }
 }
 
+/// What one request to Twilio did, for whoever keeps metrics.
+#[derive(Debug, Clone)]
+pub struct Exchange<'a> {
+    pub method: &'a str,
+    /// The resource, e.g. `Messages` or `Calls` (SIDs and `.json` left out).
+    pub resource: &'a str,
+    /// The HTTP status, or None when no answer came (timeout, connection refused).
+    pub status: Option<u16>,
+    pub elapsed: Duration,
+}
+
+/// Called after every request the client makes.
+pub type Observer = std::sync::Arc<dyn Fn(&Exchange<'_>) + Send + Sync>;
+
 /// The REST client. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: BaseUrl,
     creds: Credentials,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("creds", &self.creds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The resource a request URL names: its last path segment that is not a SID.
+fn resource_of(url: &reqwest::Url) -> String {
+    url.path_segments()
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim_end_matches(".json"))
+        .rfind(|s| !s.is_empty() && !looks_like_sid(s))
+        .unwrap_or("")
+        .to_string()
+}
+
+fn looks_like_sid(s: &str) -> bool {
+    s.len() == 34
+        && s[..2].bytes().all(|b| b.is_ascii_uppercase())
+        && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl Client {
@@ -232,12 +273,24 @@ impl Client {
             http: Self::http_client(t)?,
             base,
             creds,
+            observer: None,
         })
+    }
+
+    /// Tells `observer` about every request this client makes.
+    pub fn observed(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// A client sharing an existing HTTP client (its timeouts apply).
     pub fn with_http(http: reqwest::Client, creds: Credentials, base: BaseUrl) -> Self {
-        Client { http, base, creds }
+        Client {
+            http,
+            base,
+            creds,
+            observer: None,
+        }
     }
 
     /// An HTTP client with these timeouts, to share among many [`Client`]s.
@@ -271,11 +324,30 @@ impl Client {
             .header("Accept", "application/json")
     }
 
+    /// Sends a request, telling the observer how it went.
+    async fn execute(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
+        let req = rb.build().map_err(Error::from_transport)?;
+        let Some(observer) = &self.observer else {
+            return self.http.execute(req).await.map_err(Error::from_transport);
+        };
+        let method = req.method().as_str().to_string();
+        let resource = resource_of(req.url());
+        let started = std::time::Instant::now();
+        let result = self.http.execute(req).await;
+        observer(&Exchange {
+            method: &method,
+            resource: &resource,
+            status: result.as_ref().ok().map(|r| r.status().as_u16()),
+            elapsed: started.elapsed(),
+        });
+        result.map_err(Error::from_transport)
+    }
+
     async fn send_json<T: DeserializeOwned>(
         &self,
         rb: reqwest::RequestBuilder,
     ) -> Result<T, Error> {
-        let resp = rb.send().await.map_err(Error::from_transport)?;
+        let resp = self.execute(rb).await?;
         let status = resp.status();
         let retry_after = error::retry_after(resp.headers());
         let bytes = resp.bytes().await.map_err(Error::from_transport)?;
@@ -286,7 +358,7 @@ impl Client {
     }
 
     async fn send_empty(&self, rb: reqwest::RequestBuilder) -> Result<(), Error> {
-        let resp = rb.send().await.map_err(Error::from_transport)?;
+        let resp = self.execute(rb).await?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
