@@ -96,7 +96,7 @@ impl Db {
             }
             _ => url.to_string(),
         };
-        let options = |max: u32| {
+        let options = |max: u32, checkpoints: bool| {
             let opts = AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(30));
@@ -116,6 +116,11 @@ impl Db {
                     conn.execute(sync).await?;
                     conn.execute("PRAGMA busy_timeout=10000").await?;
                     conn.execute("PRAGMA foreign_keys=ON").await?;
+                    if !checkpoints {
+                        // The writer never stops to copy the log into the database: a
+                        // background task does (see `checkpoint`).
+                        conn.execute("PRAGMA wal_autocheckpoint=0").await?;
+                    }
                     Ok(())
                 })
             })
@@ -123,15 +128,17 @@ impl Db {
         let (pool, write_pool) = match backend {
             // One in-memory database is one connection.
             Backend::Sqlite if url.contains(":memory:") => {
-                let pool = options(1).connect(&url).await?;
+                let pool = options(1, true).connect(&url).await?;
                 (pool.clone(), pool)
             }
             Backend::Sqlite => {
-                let write_pool = options(1).connect(&url).await?;
-                (options(6).connect(&url).await?, write_pool)
+                let write_pool = options(1, false).connect(&url).await?;
+                let pool = options(6, true).connect(&url).await?;
+                tokio::spawn(checkpoint(pool.clone()));
+                (pool, write_pool)
             }
             Backend::Postgres => {
-                let pool = options(16).connect(&url).await?;
+                let pool = options(16, true).connect(&url).await?;
                 (pool.clone(), pool)
             }
         };
@@ -197,6 +204,27 @@ impl Db {
 
 pub use writer::{BoxFuture, Tx};
 
+/// Copies SQLite's write-ahead log into the database a few times a second, beside the writer
+/// rather than inside its commits (`PASSIVE` never waits on it). Ends when the pool closes.
+async fn checkpoint(pool: AnyPool) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+}
+
 async fn begin_on(pool: &AnyPool, backend: Backend) -> DbResult<Tx> {
     Ok(match backend {
         Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
@@ -204,8 +232,11 @@ async fn begin_on(pool: &AnyPool, backend: Backend) -> DbResult<Tx> {
     })
 }
 
-/// `($1, $2), ($3, $4)` for `rows` rows of `cols` values: the VALUES of a multi-row insert.
-pub fn placeholders(rows: usize, cols: usize) -> String {
+/// `($1, $2), ($3, $4)` for `rows` rows of `cols` values: the VALUES of a multi-row insert on
+/// `conn`'s backend. SQLite gets anonymous `?`s: it resolves a numbered parameter by a linear
+/// search, which makes binding thousands of them quadratic.
+pub fn placeholders(conn: &sqlx::AnyConnection, rows: usize, cols: usize) -> String {
+    let numbered = conn.backend_name() != "SQLite";
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         out.push_str(if r == 0 { "(" } else { ", (" });
@@ -213,8 +244,12 @@ pub fn placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 out.push_str(", ");
             }
-            out.push('$');
-            out.push_str(&(r * cols + c + 1).to_string());
+            if numbered {
+                out.push('$');
+                out.push_str(&(r * cols + c + 1).to_string());
+            } else {
+                out.push('?');
+            }
         }
         out.push(')');
     }

@@ -110,7 +110,7 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
          body, media_urls, status, status_rank, twilio_sid, encoding, segments, price_estimate, template_id, \
          idempotency_key, request_hash, next_attempt_at, valid_until, created_at, updated_at, sent_at) \
          VALUES {} ON CONFLICT (twilio_sid) DO NOTHING RETURNING id",
-        placeholders(ms.len(), MESSAGE_INSERT_COLS)
+        placeholders(tx, ms.len(), MESSAGE_INSERT_COLS)
     );
     let mut q = sqlx::query(&sql);
     for m in ms {
@@ -253,7 +253,7 @@ pub async fn insert_events(tx: &mut Tx, events: &[NewEvent<'_>]) -> DbResult<()>
     }
     let sql = format!(
         "INSERT INTO message_events (id, tenant_id, message_id, kind, status, applied, payload, created_at) VALUES {}",
-        placeholders(events.len(), 8)
+        placeholders(tx, events.len(), 8)
     );
     let now = now_ms();
     let mut q = sqlx::query(&sql);
@@ -415,7 +415,7 @@ pub async fn upsert_contacts(
     let sql = format!(
         "INSERT INTO contacts (id, tenant_id, phone, attributes, created_at, updated_at) VALUES {} \
          ON CONFLICT (tenant_id, phone) DO UPDATE SET phone = excluded.phone RETURNING id, tenant_id, phone",
-        placeholders(distinct.len(), 6)
+        placeholders(tx, distinct.len(), 6)
     );
     let mut q = sqlx::query(&sql);
     for (tenant_id, phone) in &distinct {
@@ -467,7 +467,7 @@ pub async fn upsert_conversations(
         "INSERT INTO conversations (id, tenant_id, contact_id, number_id, last_message_at, created_at) VALUES {} \
          ON CONFLICT (tenant_id, contact_id, number_id) DO UPDATE SET last_message_at = excluded.last_message_at \
          RETURNING id, tenant_id, contact_id, number_id",
-        placeholders(distinct.len(), 6)
+        placeholders(tx, distinct.len(), 6)
     );
     let mut q = sqlx::query(&sql);
     for (tenant_id, contact_id, number_id) in &distinct {
