@@ -52,7 +52,8 @@ pub fn postgres_available() -> bool {
 /// A test's own database: a SQLite file in a temporary folder, or a PostgreSQL database that
 /// is dropped with this.
 pub enum TestDb {
-    Sqlite(tempfile_dir::Dir),
+    /// Kept for its Drop: the folder goes with the test.
+    Sqlite(#[allow(dead_code)] tempfile_dir::Dir),
     Postgres { admin: String, name: String },
 }
 
