@@ -26,6 +26,10 @@ struct Inner {
     directory: crate::tenants::directory::Directory,
     metrics: crate::telemetry::Metrics,
     inbound: InboundWriter,
+    /// `/healthz` answers 200 only once this is set.
+    ready: std::sync::atomic::AtomicBool,
+    /// Set when whoever runs the app marks it ready itself (after its own setup).
+    hold_ready: std::sync::atomic::AtomicBool,
 }
 
 /// Inbound texts, written in batches.
@@ -52,6 +56,8 @@ impl App {
                 storage,
                 http,
                 work: Notify::new(),
+                ready: Default::default(),
+                hold_ready: Default::default(),
                 directory: Default::default(),
             }),
         })
@@ -81,6 +87,24 @@ impl App {
     /// Numbers, credentials and API keys as every request looks them up (cached).
     pub fn directory(&self) -> &crate::tenants::directory::Directory {
         &self.inner.directory
+    }
+
+    /// Whether the server is ready for traffic (`/healthz`).
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn mark_ready(&self) {
+        self.inner
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release)
+    }
+
+    /// `run` will not mark the app ready: the caller does once its setup is done.
+    pub fn hold_readiness(&self) {
+        self.inner
+            .hold_ready
+            .store(true, std::sync::atomic::Ordering::Release)
     }
 
     pub fn inbound_writer(&self) -> &InboundWriter {
@@ -128,6 +152,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if !self
+            .inner
+            .hold_ready
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.mark_ready();
+        }
         let mut workers = Vec::new();
         if self.config().role.runs_workers() {
             workers = crate::workers::spawn(self.clone(), stop_rx.clone());

@@ -301,7 +301,9 @@ async fn run_dev(args: DevArgs) -> ExitCode {
             out!("  dashboard:     {}/#key={}", info.url, info.api_key);
             out!("  API key:       {}", info.api_key);
             out!("  your numbers:  {}", info.numbers.join(", "));
-            out!("  Twilio twin:   {}/sim (account {})", info.url, info.twilio_account_sid);
+            out!("  Twilio twin:   {}/sim", info.url);
+            out!("    account SID: {}", info.twilio_account_sid);
+            out!("    auth token:  {}", info.twilio_auth_token);
             out!("  data:          {}", info.data_dir.display());
             out!();
             out!("Send a text:");

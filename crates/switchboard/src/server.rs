@@ -321,6 +321,7 @@ pub struct DevInfo {
     pub api_key: String,
     pub numbers: Vec<String>,
     pub twilio_account_sid: String,
+    pub twilio_auth_token: String,
     pub data_dir: PathBuf,
 }
 
@@ -399,6 +400,8 @@ pub async fn dev(
     let extra = axum::Router::new().nest("/sim", sim.router());
     // The server must answer the twin's API before the numbers can be configured through it.
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    // Healthy only once the dev tenant and its numbers exist.
+    app.hold_readiness();
     let runner = tokio::spawn(app.clone().run(Some(listener), Some(extra), async move {
         let _ = ready_rx.await;
     }));
@@ -416,10 +419,12 @@ pub async fn dev(
         let _ = runner.await;
         return Err(e);
     }
+    app.mark_ready();
     on_ready(&DevInfo {
         url,
         api_key,
         numbers: tenant.numbers.clone(),
+        twilio_auth_token: tenant.auth_token.clone(),
         twilio_account_sid: account_sid,
         data_dir,
     });

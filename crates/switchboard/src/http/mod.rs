@@ -16,7 +16,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 pub fn router(app: App) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/", get(dashboard))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(crate::telemetry::metrics))
@@ -43,6 +43,41 @@ pub fn router(app: App) -> Router {
             crate::telemetry::track,
         ))
         .with_state(app)
+}
+
+/// 200 once the server is ready for traffic (its tenant and numbers set up), 503 before.
+async fn healthz(axum::extract::State(app): axum::extract::State<App>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if app.is_ready() {
+        "ok".into_response()
+    } else {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the server is still starting",
+        )
+        .into_response()
+    }
+}
+
+/// Query parameters; a malformed query string is a 400 in our error shape.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or_default();
+        if q.contains("%00") {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "query parameters must not contain NUL characters",
+            ));
+        }
+        serde_urlencoded::from_str(q)
+            .map(QueryParams)
+            .map_err(|e| ApiError::bad_request("invalid_query", format!("query string: {e}")))
+    }
 }
 
 /// The dashboard: one page that talks to the API with the key the user gives it.

@@ -4,12 +4,12 @@ use super::store::{self, Filter, NewMessage};
 use super::{contacts, cost, templates, Message, MAX_BODY_CHARS, MAX_MEDIA};
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Auth, JsonBody};
+use crate::http::{Auth, JsonBody, QueryParams};
 use crate::ids::{is_id, new_id};
 use crate::phone::E164;
 use crate::tenants::{store as tenants, Tenant};
 use crate::App;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -356,7 +356,7 @@ async fn page(app: &App, tenant: &Tenant, mut f: Filter) -> ApiResult<Json<Value
 async fn list(
     State(app): State<App>,
     auth: Auth,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let phone = q
         .phone
@@ -413,7 +413,7 @@ struct PageQuery {
 async fn conversations(
     State(app): State<App>,
     auth: Auth,
-    Query(q): Query<PageQuery>,
+    QueryParams(q): QueryParams<PageQuery>,
 ) -> ApiResult<Json<Value>> {
     let want = limit(q.limit)?;
     let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
@@ -432,7 +432,7 @@ async fn conversation_messages(
     State(app): State<App>,
     auth: Auth,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    QueryParams(q): QueryParams<PageQuery>,
 ) -> ApiResult<Json<Value>> {
     if !store::conversation_exists(app.db(), &auth.tenant.id, &id).await? {
         return Err(ApiError::not_found("conversation"));

@@ -6,11 +6,11 @@ use super::flow::Flow;
 use super::render::{continue_from, render_from, Ctx, Effect, Rendered, StepResult};
 use crate::db::{now_ms, opt_str, Db, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{query_param, verify_twilio, Auth, TwilioForm};
+use crate::http::{query_param, verify_twilio, Auth, QueryParams, TwilioForm};
 use crate::ids::new_id;
 use crate::messaging::iso;
 use crate::App;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -730,7 +730,7 @@ struct ListQuery {
 async fn list(
     State(app): State<App>,
     auth: Auth,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = match q.limit {
         None => 50,

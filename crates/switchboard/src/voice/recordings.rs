@@ -7,12 +7,12 @@
 use super::calls::Call;
 use crate::db::{now_ms, opt_str, Db, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Auth, JsonBody};
+use crate::http::{Auth, JsonBody, QueryParams};
 use crate::ids::new_id;
 use crate::messaging::dispatch::Round;
 use crate::messaging::iso;
 use crate::App;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -507,7 +507,7 @@ struct ListQuery {
 async fn list(
     State(app): State<App>,
     auth: Auth,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {

@@ -54,7 +54,10 @@ pub fn postgres_available() -> bool {
 pub enum TestDb {
     /// Kept for its Drop: the folder goes with the test.
     Sqlite(#[allow(dead_code)] tempfile_dir::Dir),
-    Postgres { admin: String, name: String },
+    Postgres {
+        admin: String,
+        name: String,
+    },
 }
 
 impl Drop for TestDb {

@@ -1,6 +1,7 @@
 //! Integration tests: the real server over HTTP, on SQLite and on PostgreSQL, with the twin
 //! as Twilio.
 
+mod core;
 mod crash;
 mod examples;
 mod harness;

@@ -1,0 +1,261 @@
+//! The shared core: group commit under concurrent webhooks, request ids, metrics, readiness and
+//! errors for malformed query strings.
+
+use crate::both;
+use crate::harness::{Backend, TestApp, HANDSET, NUMBER};
+use serde_json::Value;
+
+fn inbound_form(account: &str, sid: &str, from: &str, body: &str) -> Vec<(String, String)> {
+    [
+        ("ToCountry", "US"),
+        ("SmsMessageSid", sid),
+        ("NumMedia", "0"),
+        ("SmsSid", sid),
+        ("SmsStatus", "received"),
+        ("Body", body),
+        ("To", NUMBER),
+        ("NumSegments", "1"),
+        ("MessageSid", sid),
+        ("AccountSid", account),
+        ("From", from),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+async fn post_signed(t: &TestApp, form: &[(String, String)]) -> u16 {
+    let url = format!("{}/twilio/messaging", t.url);
+    let sig = twilio::signature::sign(&t.auth_token, &url, form);
+    t.http
+        .post(&url)
+        .header("X-Twilio-Signature", sig)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Many webhooks at once share transactions; each is stored once, repeats (even within one
+/// batch) change nothing, and every one is answered only after it is stored.
+async fn concurrent_webhooks_are_each_stored_once(b: Backend) {
+    let t = TestApp::start(b).await;
+    let distinct = 60;
+    let mut forms = Vec::new();
+    for i in 0..distinct {
+        let sid = format!("SM{:032x}", 0xabc000 + i);
+        // Twenty senders, so contacts and threads repeat inside a batch.
+        let from = format!("+1415555{:04}", 1000 + i % 20);
+        forms.push(inbound_form(
+            &t.account_sid,
+            &sid,
+            &from,
+            &format!("hello {i}"),
+        ));
+    }
+    // Every webhook twice, all at once: Twilio's retries racing the originals.
+    let all: Vec<_> = forms.iter().chain(forms.iter()).cloned().collect();
+    let answers = futures_join(&t, all).await;
+    assert!(
+        answers.iter().all(|s| *s == 200),
+        "every webhook answered 200: {answers:?}"
+    );
+
+    let mut seen = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/messages?direction=inbound&limit=50&cursor={c}"),
+            None => "/v1/messages?direction=inbound&limit=50".to_string(),
+        };
+        let (s, v) = t.get(&path).await;
+        assert_eq!(s, 200, "{v}");
+        seen += v["data"].as_array().unwrap().len();
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, distinct as usize, "each MessageSid stored once");
+    let (_, threads) = t.get("/v1/conversations?limit=100").await;
+    assert_eq!(
+        threads["data"].as_array().unwrap().len(),
+        20,
+        "one thread per sender: {threads}"
+    );
+}
+both!(concurrent_webhooks_are_each_stored_once);
+
+async fn futures_join(t: &TestApp, forms: Vec<Vec<(String, String)>>) -> Vec<u16> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, f) in forms.into_iter().enumerate() {
+        let t2 = (t.url.clone(), t.auth_token.clone(), t.http.clone());
+        set.spawn(async move {
+            let url = format!("{}/twilio/messaging", t2.0);
+            let sig = twilio::signature::sign(&t2.1, &url, &f);
+            let s =
+                t2.2.post(&url)
+                    .header("X-Twilio-Signature", sig)
+                    .form(&f)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+            (i, s)
+        });
+    }
+    let mut out = set.join_all().await;
+    out.sort();
+    out.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Every answer carries a request id (the caller's when it sent a sane one), and `/metrics`
+/// counts requests, webhooks by outcome, commits and queue depth.
+async fn requests_are_traced_and_counted(b: Backend) {
+    let t = TestApp::start(b).await;
+    let r = t
+        .http
+        .get(format!("{}/v1/messages", t.url))
+        .bearer_auth(&t.api_key)
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(id.starts_with("req_"), "{id}");
+    let r = t
+        .http
+        .get(format!("{}/v1/nothing-here", t.url))
+        .header("X-Request-Id", "trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["x-request-id"], "trace-42");
+
+    let form = inbound_form(&t.account_sid, &format!("SM{:032x}", 7), HANDSET, "hi");
+    assert_eq!(post_signed(&t, &form).await, 200);
+    assert_eq!(post_signed(&t, &form).await, 200);
+    let url = format!("{}/twilio/messaging", t.url);
+    let forged = t
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", "bm9wZQ==")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    t.send(serde_json::json!({"to": HANDSET, "body": "queued"}))
+        .await;
+
+    let text = t
+        .http
+        .get(format!("{}/metrics", t.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let has = |needle: &str| text.lines().any(|l| l.starts_with(needle));
+    assert!(
+        has(r#"switchboard_webhooks_total{kind="messaging",outcome="accepted"} 1"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"switchboard_webhooks_total{kind="messaging",outcome="duplicate"} 1"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"switchboard_webhooks_total{kind="messaging",outcome="bad_signature"} 1"#),
+        "{text}"
+    );
+    assert!(
+        has(
+            r#"switchboard_http_requests_total{route="/twilio/messaging",method="POST",status="200"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(
+        has("switchboard_http_request_duration_seconds_bucket{"),
+        "{text}"
+    );
+    assert!(has("switchboard_db_commits_total "), "{text}");
+    assert!(has(r#"switchboard_queue_depth{kind="message"}"#), "{text}");
+    assert!(
+        !text.contains(&t.auth_token) && !text.contains(&t.api_key),
+        "no secrets in metrics"
+    );
+}
+both!(requests_are_traced_and_counted);
+
+/// A malformed query string is a JSON 400, never plain text or a 500.
+async fn bad_query_strings_get_json_errors(b: Backend) {
+    let t = TestApp::start(b).await;
+    for path in [
+        "/v1/messages?limit=abc",
+        "/v1/messages?limit=%00",
+        "/v1/calls?limit=1e99",
+        "/v1/conversations?limit=-",
+        "/v1/voicemails?limit=x",
+    ] {
+        let (s, v): (u16, Value) = t.get(path).await;
+        assert_eq!(s, 400, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_query", "{path}: {v}");
+    }
+}
+both!(bad_query_strings_get_json_errors);
+
+/// `dev` answers `/healthz` with 200 only once its tenant and numbers exist: a script that
+/// lists numbers at the first healthy answer sees all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_is_healthy_only_when_its_numbers_exist() {
+    let dir = crate::harness::tempfile_dir::Dir::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let key = "sk_dev_readiness_test_key".to_string();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let data_dir = dir.path().to_path_buf();
+    let server = tokio::spawn(switchboard::server::dev(
+        listener,
+        data_dir,
+        Some(key.clone()),
+        |_| {},
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let mut answers = Vec::new();
+    let numbers = loop {
+        match http.get(format!("{url}/healthz")).send().await {
+            Ok(r) if r.status() == 200 => {
+                let v: Value = http
+                    .get(format!("{url}/v1/numbers"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                break v;
+            }
+            Ok(r) => {
+                assert_eq!(r.status(), 503);
+                let v: Value = r.json().await.unwrap();
+                answers.push(v["error"]["code"].as_str().unwrap_or("").to_string());
+            }
+            Err(_) => {}
+        }
+        tokio::task::yield_now().await;
+    };
+    assert!(answers.iter().all(|c| c == "not_ready"), "{answers:?}");
+    assert_eq!(numbers["data"].as_array().unwrap().len(), 3, "{numbers}");
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
