@@ -62,6 +62,8 @@ pub struct Call {
     pub answered_at: Option<String>,
     pub ended_at: Option<String>,
     pub duration: Option<i64>,
+    /// What the app attached when it placed the call (`{}` otherwise).
+    pub metadata: Value,
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip)]
@@ -76,7 +78,7 @@ pub struct Call {
 }
 
 const CALL_COLS: &str = "id, tenant_id, number_id, direction, from_number, to_number, status, twilio_sid, flow_id, path, \
-    ringing_at, answered_at, ended_at, duration, created_at, updated_at, flow_override";
+    ringing_at, answered_at, ended_at, duration, created_at, updated_at, flow_override, metadata";
 
 fn call(r: &AnyRow) -> Call {
     let t = |c: &str| r.try_get::<Option<i64>, _>(c).ok().flatten();
@@ -95,6 +97,9 @@ fn call(r: &AnyRow) -> Call {
         answered_at: t("answered_at").map(iso),
         ended_at: t("ended_at").map(iso),
         duration: t("duration"),
+        metadata: opt_str(r, "metadata")
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .unwrap_or_else(|| Value::Object(Default::default())),
         created_ms: r.get("created_at"),
         flow_override: opt_str(r, "flow_override"),
         created_at: iso(r.get("created_at")),
@@ -121,8 +126,8 @@ async fn get_by_sid(db: &Db, sid: &str) -> DbResult<Option<Call>> {
     Ok(r.as_ref().map(call))
 }
 
-async fn insert_event(
-    db: &Db,
+async fn insert_event<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     c: &Call,
     kind: &str,
     status: Option<&str>,
@@ -143,7 +148,7 @@ async fn insert_event(
         .bind(applied as i64)
         .bind(Value::Object(payload).to_string())
         .bind(now_ms())
-        .execute(db.pool())
+        .execute(db)
         .await?;
     Ok(())
 }
@@ -165,8 +170,8 @@ async fn extend_path(db: &Db, c: &Call, steps: &[String]) -> DbResult<()> {
 }
 
 /// Moves a call's status forward only; final statuses stick. Returns whether it moved.
-pub(crate) async fn advance(
-    db: &Db,
+pub(crate) async fn advance<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     id: &str,
     status: &str,
     duration: Option<i64>,
@@ -190,7 +195,7 @@ pub(crate) async fn advance(
     .bind(duration)
     .bind(id)
     .bind(sid)
-    .execute(db.pool())
+    .execute(db)
     .await?;
     Ok(res.rows_affected() == 1)
 }
@@ -265,13 +270,21 @@ async fn ask_app(
                     .await
                     .map_err(DbError::from)?;
             }
-            insert_event(app.db(), &c, "ask_app", Some(&start), true, &Form::new()).await?;
+            insert_event(
+                app.db().pool(),
+                &c,
+                "ask_app",
+                Some(&start),
+                true,
+                &Form::new(),
+            )
+            .await?;
             render_from(&merged, &start, &ctx(&app, &c))
         }
         Err(reason) => {
             tracing::warn!(call_id = %c.id, %reason, "ask_app fell back");
             insert_event(
-                app.db(),
+                app.db().pool(),
                 &c,
                 "ask_app_failed",
                 Some(&ask.fallback),
@@ -401,7 +414,7 @@ async fn finish(app: &App, c: &Call, r: Rendered) -> ApiResult<Response> {
                     // The call itself must still be answered; the failure is logged and kept.
                     tracing::warn!(call_id = %c.id, error = %err.message, "missed-call text not sent");
                     insert_event(
-                        app.db(),
+                        app.db().pool(),
                         c,
                         "missed_call_text_failed",
                         None,
@@ -480,7 +493,7 @@ async fn missed_call_text(
     };
     let (m, _) = crate::messaging::api::send(app, &tenant, req, Some(key)).await?;
     insert_event(
-        app.db(),
+        app.db().pool(),
         c,
         "missed_call_text",
         Some(&m.status),
@@ -549,7 +562,15 @@ async fn incoming(
     let c = get_by_sid(app.db(), &sid)
         .await?
         .ok_or_else(ApiError::internal)?;
-    insert_event(app.db(), &c, "voice_request", Some(status), true, &form).await?;
+    insert_event(
+        app.db().pool(),
+        &c,
+        "voice_request",
+        Some(status),
+        true,
+        &form,
+    )
+    .await?;
     let r = match load_flow(app.db(), &c.tenant_id, c.flow_id.as_deref()).await? {
         Some((_, flow)) => render_from(&flow, &flow.start, &ctx(&app, &c)),
         None => unconfigured(),
@@ -596,7 +617,7 @@ async fn step(
     let c = call_of(&app, &uri, &headers, &form).await?;
     let name = query_param(&uri, "step")
         .ok_or_else(|| ApiError::bad_request("invalid_webhook", "step is missing"))?;
-    insert_event(app.db(), &c, "step_result", Some(&name), true, &form).await?;
+    insert_event(app.db().pool(), &c, "step_result", Some(&name), true, &form).await?;
     let Some(flow) = call_flow(app.db(), &c).await? else {
         return finish(&app, &c, unconfigured()).await;
     };
@@ -658,16 +679,27 @@ async fn status(
     let c = call_of(&app, &uri, &headers, &form).await?;
     let status = form.get("CallStatus").unwrap_or_default().to_string();
     let duration = form.get("CallDuration").and_then(|d| d.parse::<i64>().ok());
-    let applied = advance(app.db(), &c.id, &status, duration, form.get("CallSid")).await?;
-    insert_event(
-        app.db(),
-        &c,
-        "status_callback",
-        Some(&status),
-        applied,
-        &form,
-    )
-    .await?;
+    // The status and the callback that moved it commit together: a client never sees one
+    // without the other.
+    let (c, form) = (std::sync::Arc::new(c), std::sync::Arc::new(form));
+    app.db()
+        .write(move |tx| {
+            let (c, form, status) = (c.clone(), form.clone(), status.clone());
+            Box::pin(async move {
+                let sid = form.get("CallSid");
+                let applied = advance(&mut **tx, &c.id, &status, duration, sid).await?;
+                insert_event(
+                    &mut **tx,
+                    &c,
+                    "status_callback",
+                    Some(&status),
+                    applied,
+                    &form,
+                )
+                .await
+            })
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -711,7 +743,15 @@ async fn media_callback(
     status_param: &str,
 ) -> ApiResult<Call> {
     let c = call_of(app, uri, headers, form).await?;
-    insert_event(app.db(), &c, kind, form.get(status_param), true, form).await?;
+    insert_event(
+        app.db().pool(),
+        &c,
+        kind,
+        form.get(status_param),
+        true,
+        form,
+    )
+    .await?;
     Ok(c)
 }
 

@@ -336,7 +336,14 @@ async fn place(app: &App, d: &Due) -> DbResult<()> {
     };
     match client.create_call(&req).await {
         Ok(call) => {
-            advance(app.db(), &d.id, call.status.as_str(), None, Some(&call.sid)).await?;
+            advance(
+                app.db().pool(),
+                &d.id,
+                call.status.as_str(),
+                None,
+                Some(&call.sid),
+            )
+            .await?;
             set_sid(app, &d.id, &call.sid).await
         }
         Err(e) if e.outcome_unknown() => {
@@ -426,7 +433,14 @@ async fn reconcile(app: &App, d: &Due) -> DbResult<()> {
         if created >= since && !taken {
             tracing::info!(call_id = %d.id, sid = %c.sid, "reconciled: Twilio had the call");
             set_sid(app, &d.id, &c.sid).await?;
-            advance(app.db(), &d.id, c.status.as_str(), None, Some(&c.sid)).await?;
+            advance(
+                app.db().pool(),
+                &d.id,
+                c.status.as_str(),
+                None,
+                Some(&c.sid),
+            )
+            .await?;
             return Ok(());
         }
     }

@@ -589,6 +589,12 @@ async fn outbound_calls_are_placed_once_and_tracked(b: Backend) {
         })
         .await;
     assert_eq!(rec["kind"], "call");
+    let (_, fetched) = t.get(&format!("/v1/calls/{id}")).await;
+    assert_eq!(
+        fetched["metadata"],
+        json!({"booking": 7}),
+        "metadata given on create comes back on fetch: {fetched}"
+    );
 
     // A flow on an outbound call, with the person answering the menu; a busy phone is recorded as busy.
     let (s, _) = t.post("/v1/flows", front_desk()).await;
