@@ -89,10 +89,10 @@ if [[ $PEER == 1 ]]; then
   fi
   port=$(free_port)
   (cd "$PEER_DIR" && PORT=$port TWILIO_AUTH_TOKEN=$TOKEN PUBLIC_URL=http://127.0.0.1:$port WORKERS=1 \
-    DB_PATH="$WORK/peer.db" node server.js >"$WORK/peer.log" 2>&1) &
-  PIDS+=($!)
+    DB_PATH="$WORK/peer.db" exec node server.js >"$WORK/peer.log" 2>&1) &
+  pid=$!
+  PIDS+=($pid)
   wait_up "http://127.0.0.1:$port/healthz"
-  pid=$(pgrep -f "node server.js" | head -1)
   echo; echo "=== Node/Express peer (better-sqlite3, synchronous=NORMAL) ==="
   SERVER_PID=$pid OUT_DIR="$WORK/out-peer" bash "$HARNESS" "http://127.0.0.1:$port/twilio/messaging" "$TOKEN" "$DURATION" "$CONNECTIONS"
 fi
