@@ -23,12 +23,18 @@ impl std::fmt::Debug for TwilioAccount {
     }
 }
 
+/// Times are kept as milliseconds and shown as RFC 3339 UTC, like every time in the API.
+fn rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::messaging::iso(*ms))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
     pub id: String,
     pub name: String,
     pub account_sid: Option<String>,
     pub default_region: String,
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: i64,
 }
 
@@ -43,6 +49,7 @@ pub struct Number {
     pub auto_reply: Option<String>,
     /// The call flow that answers calls to this number.
     pub flow_id: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: i64,
 }
 

@@ -259,3 +259,16 @@ async fn dev_is_healthy_only_when_its_numbers_exist() {
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
 }
+
+/// Numbers show their times as RFC 3339 like every other resource.
+async fn numbers_use_rfc3339_times(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (s, v) = t.get("/v1/numbers").await;
+    assert_eq!(s, 200, "{v}");
+    let created = v["data"][0]["created_at"].as_str().expect("a string time");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(created).is_ok(),
+        "{created}"
+    );
+}
+both!(numbers_use_rfc3339_times);
