@@ -35,17 +35,8 @@ where
             let (rx, db) = (rx.clone(), db.clone());
             tokio::spawn(async move {
                 loop {
-                    let batch = {
-                        let mut rx = rx.lock().await;
-                        let Some(first) = rx.recv().await else { return };
-                        let mut batch = vec![first];
-                        while batch.len() < max {
-                            match rx.try_recv() {
-                                Ok(x) => batch.push(x),
-                                Err(_) => break,
-                            }
-                        }
-                        batch
+                    let Some(batch) = super::writer::take_batch(&rx, max).await else {
+                        return;
                     };
                     write_batch(&db, run, batch).await;
                 }

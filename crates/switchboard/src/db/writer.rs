@@ -76,17 +76,8 @@ impl Writer {
             let stats = stats.clone();
             tokio::spawn(async move {
                 loop {
-                    let batch = {
-                        let mut rx = rx.lock().await;
-                        let Some(first) = rx.recv().await else { return };
-                        let mut batch = vec![first];
-                        while batch.len() < MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(j) => batch.push(j),
-                                Err(_) => break,
-                            }
-                        }
-                        batch
+                    let Some(batch) = take_batch(&rx, MAX_BATCH).await else {
+                        return;
                     };
                     run_batch(&begin, batch, &stats).await;
                 }
@@ -116,6 +107,21 @@ impl Writer {
             .downcast::<T>()
             .expect("a write returns the type it was given"))
     }
+}
+
+/// Waits for one item, then takes whatever else is already waiting, up to `max`. None once
+/// every sender is gone.
+pub(super) async fn take_batch<T>(rx: &Mutex<mpsc::Receiver<T>>, max: usize) -> Option<Vec<T>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(x) => batch.push(x),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 async fn run_batch(begin: &Begin, mut batch: Vec<Job>, stats: &WriterStats) {

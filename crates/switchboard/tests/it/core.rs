@@ -26,10 +26,18 @@ fn inbound_form(account: &str, sid: &str, from: &str, body: &str) -> Vec<(String
 }
 
 async fn post_signed(t: &TestApp, form: &[(String, String)]) -> u16 {
-    let url = format!("{}/twilio/messaging", t.url);
-    let sig = twilio::signature::sign(&t.auth_token, &url, form);
-    t.http
-        .post(&url)
+    signed_post(&t.http, &t.url, &t.auth_token, form).await
+}
+
+async fn signed_post(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    form: &[(String, String)],
+) -> u16 {
+    let url = format!("{base}/twilio/messaging");
+    let sig = twilio::signature::sign(token, &url, form);
+    http.post(&url)
         .header("X-Twilio-Signature", sig)
         .form(form)
         .send()
@@ -93,20 +101,7 @@ async fn futures_join(t: &TestApp, forms: Vec<Vec<(String, String)>>) -> Vec<u16
     let mut set = tokio::task::JoinSet::new();
     for (i, f) in forms.into_iter().enumerate() {
         let t2 = (t.url.clone(), t.auth_token.clone(), t.http.clone());
-        set.spawn(async move {
-            let url = format!("{}/twilio/messaging", t2.0);
-            let sig = twilio::signature::sign(&t2.1, &url, &f);
-            let s =
-                t2.2.post(&url)
-                    .header("X-Twilio-Signature", sig)
-                    .form(&f)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16();
-            (i, s)
-        });
+        set.spawn(async move { (i, signed_post(&t2.2, &t2.0, &t2.1, &f).await) });
     }
     let mut out = set.join_all().await;
     out.sort();
