@@ -316,6 +316,45 @@ pub async fn advance_status(
     Ok(res.rows_affected() == 1)
 }
 
+/// A signature-checked status callback for one of the tenant's messages.
+pub struct StatusUpdate {
+    pub tenant_id: String,
+    pub message_id: String,
+    pub status: String,
+    /// Twilio's error code and message, when the callback carries one.
+    pub error: Option<(String, String)>,
+    pub message_sid: String,
+    /// When to ask Twilio if no final status has come by then.
+    pub poll_at: i64,
+    pub raw: serde_json::Value,
+}
+
+/// Moves the message forward if the callback does, and keeps the callback as an event, in
+/// one transaction. Returns whether the status moved.
+pub async fn record_status(tx: &mut Tx, u: &StatusUpdate) -> DbResult<bool> {
+    let error = u.error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
+    let applied = advance_status(
+        tx,
+        &u.message_id,
+        &u.status,
+        error,
+        Some(&u.message_sid),
+        Some(u.poll_at),
+    )
+    .await?;
+    insert_event(
+        tx,
+        &u.tenant_id,
+        &u.message_id,
+        "status_callback",
+        Some(&u.status),
+        applied,
+        &u.raw,
+    )
+    .await?;
+    Ok(applied)
+}
+
 /// History filters.
 #[derive(Debug, Default, Clone)]
 pub struct Filter {

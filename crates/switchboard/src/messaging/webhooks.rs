@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use twilio::webhook::{InboundMessage, MessageStatusCallback};
 
 pub fn router() -> Router<App> {
@@ -110,38 +111,25 @@ async fn status(
     }
     verify_twilio(&app, &m.tenant_id, &uri, &headers, &form).await?;
 
-    let status = cb.status.as_str().to_string();
     let code = cb.error_code.map(|c| c.to_string());
     let message = cb
         .error_message
         .clone()
         .or_else(|| code.as_ref().map(|c| format!("Twilio error {c}")));
-    let poll_at = now_ms() + app.config().workers.status_poll_after.as_millis() as i64;
-    let (tenant_id, id, raw) = (m.tenant_id, m.view.id, raw(&form));
-    let sid = cb.message_sid;
+    let update = Arc::new(store::StatusUpdate {
+        tenant_id: m.tenant_id,
+        message_id: m.view.id,
+        status: cb.status.as_str().to_string(),
+        error: code.zip(message),
+        message_sid: cb.message_sid,
+        poll_at: now_ms() + app.config().workers.status_poll_after.as_millis() as i64,
+        raw: raw(&form),
+    });
     let applied = app
         .db()
         .write(move |tx| {
-            let (tenant_id, id, raw, sid) =
-                (tenant_id.clone(), id.clone(), raw.clone(), sid.clone());
-            let (status, code, message) = (status.clone(), code.clone(), message.clone());
-            Box::pin(async move {
-                let error = code.as_deref().zip(message.as_deref());
-                let applied =
-                    store::advance_status(tx, &id, &status, error, Some(&sid), Some(poll_at))
-                        .await?;
-                store::insert_event(
-                    tx,
-                    &tenant_id,
-                    &id,
-                    "status_callback",
-                    Some(&status),
-                    applied,
-                    &raw,
-                )
-                .await?;
-                Ok(applied)
-            })
+            let u = update.clone();
+            Box::pin(async move { store::record_status(tx, &u).await })
         })
         .await?;
     let outcome = if applied { "accepted" } else { "duplicate" };
