@@ -55,6 +55,8 @@ pub struct Message {
     pub price_currency: &'static str,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    /// What `error_code` means (Twilio's codes and ours).
+    pub error_description: Option<&'static str>,
     pub conversation_id: Option<String>,
     pub contact_id: Option<String>,
     pub number_id: Option<String>,
@@ -87,6 +89,24 @@ pub struct Media {
     pub status: String,
     pub url: String,
     pub error: Option<String>,
+}
+
+/// What an error code on a message means: Twilio's numeric codes, and the ones this server
+/// gives when no Twilio code applies.
+pub fn describe_error(code: &str) -> Option<&'static str> {
+    if let Ok(n) = code.parse::<i64>() {
+        return twilio::errors::describe(n);
+    }
+    Some(match code {
+        "validity_expired" => "The validity period ended before the message could be sent",
+        "twilio_not_configured" => "The tenant has no Twilio credentials",
+        "transport" => "Twilio could not be reached; retried until the attempts ran out",
+        c if c.starts_with("http_5") => {
+            "Twilio answered with a server error; retried until the attempts ran out"
+        }
+        c if c.starts_with("http_") => "Twilio answered with an HTTP error and no error code",
+        _ => return None,
+    })
 }
 
 /// Formats stored milliseconds as RFC 3339.

@@ -49,6 +49,9 @@ fn row(r: &AnyRow) -> Stored {
             price_currency: "USD",
             error_code: opt_str(r, "error_code"),
             error_message: opt_str(r, "error_message"),
+            error_description: opt_str(r, "error_code")
+                .as_deref()
+                .and_then(super::describe_error),
             conversation_id: opt_str(r, "conversation_id"),
             contact_id: opt_str(r, "contact_id"),
             number_id: opt_str(r, "number_id"),

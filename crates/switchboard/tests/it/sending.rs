@@ -38,6 +38,12 @@ async fn carrier_failure_keeps_the_code(b: Backend) {
         .wait_status(m["id"].as_str().unwrap(), "undelivered")
         .await;
     assert_eq!(done["error_code"], "30003");
+    assert!(
+        done["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Unreachable destination handset")),
+        "the code's meaning is shown: {done}"
+    );
 }
 both!(carrier_failure_keeps_the_code);
 
