@@ -32,13 +32,18 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations (DATABASE_URL) and exit.
     Migrate,
-    /// Manage tenants (DATABASE_URL, SWITCHBOARD_MASTER_KEY).
+    /// Manage tenants: of `dev`'s data directory, or of the environment's database
+    /// (DATABASE_URL, SWITCHBOARD_MASTER_KEY, …).
     Tenant {
+        #[command(flatten)]
+        target: Target,
         #[command(subcommand)]
         command: TenantCommand,
     },
-    /// Manage call flows (DATABASE_URL, SWITCHBOARD_MASTER_KEY).
+    /// Manage call flows: of `dev`'s data directory, or of the environment's database.
     Flow {
+        #[command(flatten)]
+        target: Target,
         #[command(subcommand)]
         command: FlowCommand,
     },
@@ -97,8 +102,27 @@ pub struct ServeArgs {
     pub role: Role,
 }
 
+/// Which installation an administrative command acts on.
+#[derive(Args, Debug)]
+pub struct Target {
+    /// `dev`'s data directory. Without it: the environment (DATABASE_URL, …) when DATABASE_URL
+    /// is set, else `.switchboard` when `dev` has run here.
+    #[arg(long, global = true)]
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TenantCommand {
+    /// List tenants: id, name, Twilio account and how many numbers.
+    List,
+    /// Make a new API key (shown this once) and revoke the tenant's earlier ones.
+    RotateKey {
+        /// Tenant id or name.
+        tenant: String,
+        /// Keep the earlier keys working (revoke them later with another rotation).
+        #[arg(long)]
+        keep_old: bool,
+    },
     /// Create a tenant and print its API key (shown this once).
     Create {
         name: String,
@@ -108,6 +132,7 @@ pub enum TenantCommand {
     },
     /// Attach a tenant's Twilio credentials (the auth token is encrypted at rest).
     Twilio {
+        /// Tenant id or name.
         tenant_id: String,
         #[arg(long, env = "TWILIO_ACCOUNT_SID")]
         account_sid: String,
@@ -116,6 +141,7 @@ pub enum TenantCommand {
     },
     /// Attach one of the tenant's Twilio numbers and point its webhooks here.
     AddNumber {
+        /// Tenant id or name.
         tenant_id: String,
         phone_number: String,
         #[arg(long)]
@@ -127,13 +153,21 @@ pub enum TenantCommand {
 pub enum FlowCommand {
     /// Load a call flow from a JSON file (created, or replaced if one has its name), validated
     /// as the API does; optionally attach it to one of the tenant's numbers.
+    /// Templates the flow texts are loaded first from `NAME.templates.json` beside the file.
     Load {
         file: std::path::PathBuf,
+        /// Tenant id or name.
         #[arg(long)]
         tenant: String,
         /// Answer calls to this number with the flow.
         #[arg(long)]
         number: Option<String>,
+    },
+    /// List a tenant's flows.
+    List {
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -167,15 +201,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Dev(args) => run_dev(args).await,
         Command::Serve(args) => run_serve(args).await,
         Command::Migrate => run_migrate().await,
-        Command::Tenant { command } => run_tenant(command).await,
-        Command::Flow {
-            command:
-                FlowCommand::Load {
-                    file,
-                    tenant,
-                    number,
-                },
-        } => run_flow_load(file, tenant, number).await,
+        Command::Tenant { target, command } => run_tenant(target, command).await,
+        Command::Flow { target, command } => run_flow(target, command).await,
         Command::Sim(args) => run_sim(args).await,
         Command::Signature {
             command: SignatureCommand::Check(args),
@@ -370,19 +397,47 @@ async fn run_migrate() -> ExitCode {
     }
 }
 
-async fn run_tenant(cmd: TenantCommand) -> ExitCode {
-    let (config, _) = match server::config_from_env(Role::Api) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let app = match server::build(config).await {
+/// The application an administrative command acts on, without serving anything.
+async fn admin_app(target: Target) -> Result<crate::App, String> {
+    server::build(server::admin_config(target.data_dir)?).await
+}
+
+async fn run_tenant(target: Target, cmd: TenantCommand) -> ExitCode {
+    let app = match admin_app(target).await {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
     let db = app.db();
     use crate::tenants::store as tenants;
+    let find = async |t: &str| {
+        tenants::find_tenant(db, t)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or(format!("no tenant with the id or name {t:?}"))
+    };
     let result: Result<(), String> = async {
         match cmd {
+            TenantCommand::List => {
+                for (t, numbers) in tenants::list_tenants(db).await.map_err(|e| e.to_string())? {
+                    out!(
+                        "{}  {}  {}  {} number(s)",
+                        t.id,
+                        t.name,
+                        t.account_sid.as_deref().unwrap_or("(no Twilio account)"),
+                        numbers
+                    );
+                }
+            }
+            TenantCommand::RotateKey { tenant, keep_old } => {
+                let t = find(&tenant).await?;
+                let key = tenants::rotate_api_key(db, &t.id, keep_old)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out!("API key: {key}   (shown once: keep it now)");
+                if !keep_old {
+                    out!("earlier keys of {} are revoked", t.name);
+                }
+            }
             TenantCommand::Create { name, region } => {
                 if region.parse::<phonenumber::country::Id>().is_err() {
                     return Err(format!(
@@ -400,10 +455,7 @@ async fn run_tenant(cmd: TenantCommand) -> ExitCode {
                 account_sid,
                 auth_token,
             } => {
-                tenants::get_tenant(db, &tenant_id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or(format!("no tenant {tenant_id}"))?;
+                let tenant_id = find(&tenant_id).await?.id;
                 if !twilio::sid::is_sid(&account_sid, "AC") {
                     return Err("--account-sid is AC followed by 32 hex digits".into());
                 }
@@ -423,10 +475,7 @@ async fn run_tenant(cmd: TenantCommand) -> ExitCode {
                 phone_number,
                 segments_per_second,
             } => {
-                let t = tenants::get_tenant(db, &tenant_id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or(format!("no tenant {tenant_id}"))?;
+                let t = find(&tenant_id).await?;
                 let phone = crate::phone::E164::parse(&phone_number, &t.default_region)
                     .map_err(|e| e.to_string())?;
                 let client = app.twilio(&t.id).await.map_err(|e| e.message)?;
@@ -452,32 +501,43 @@ async fn run_tenant(cmd: TenantCommand) -> ExitCode {
     }
 }
 
-async fn run_flow_load(
-    file: std::path::PathBuf,
-    tenant_id: String,
-    number: Option<String>,
-) -> ExitCode {
-    let (config, _) = match server::config_from_env(Role::Api) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let app = match server::build(config).await {
+async fn run_flow(target: Target, cmd: FlowCommand) -> ExitCode {
+    let app = match admin_app(target).await {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
-    let text = match std::fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
-    };
-    let flow: crate::voice::flow::Flow = match serde_json::from_str(&text) {
-        Ok(f) => f,
-        Err(e) => return fail(format!("{}: {e}", file.display())),
-    };
-    match crate::voice::flows::load(&app, &tenant_id, flow, number.as_deref()).await {
-        Ok(id) => {
-            out!("flow {id} loaded from {}", file.display());
-            ExitCode::SUCCESS
+    let result: Result<(), String> = async {
+        match cmd {
+            FlowCommand::Load {
+                file,
+                tenant,
+                number,
+            } => {
+                let (id, templates) =
+                    crate::voice::flows::load_file(&app, &tenant, &file, number.as_deref()).await?;
+                for t in templates {
+                    out!("template {t:?} loaded");
+                }
+                out!("flow {id} loaded from {}", file.display());
+            }
+            FlowCommand::List { tenant } => {
+                let t = crate::tenants::store::find_tenant(app.db(), &tenant)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or(format!("no tenant with the id or name {tenant:?}"))?;
+                let flows = crate::voice::flows::list_all(app.db(), &t.id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for f in flows {
+                    out!("{}  {}  {} step(s)", f.id, f.flow.name, f.flow.steps.len());
+                }
+            }
         }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
 }

@@ -314,6 +314,57 @@ pub async fn serve(
         .map_err(|e| e.to_string())
 }
 
+/// `dev`'s configuration: everything in `data_dir`, the twin under `url`.
+pub fn dev_config(data_dir: &Path, url: &str, master_key: MasterKey) -> Config {
+    Config {
+        database_url: format!("sqlite:{}", data_dir.join("switchboard.db").display()),
+        sqlite_sync: Default::default(),
+        public_url: url.to_string(),
+        master_key,
+        twilio_base: BaseUrl::new(format!("{url}/sim/{{product}}")).expect("a valid template"),
+        storage_dir: data_dir.join("media"),
+        default_region: "US".into(),
+        role: Role::All,
+        workers: WorkerSettings::default(),
+        default_segments_per_second: 10.0,
+        max_media_bytes: 20 * 1024 * 1024,
+        twilio_timeout: std::time::Duration::from_secs(15),
+        stt: None,
+        delete_recordings_at_twilio: false,
+    }
+}
+
+/// The configuration of an administrative command (`tenant`, `flow`): `dev`'s data directory
+/// when one is named (or when `DATABASE_URL` is unset and `.switchboard` exists), else the
+/// environment as `serve` reads it.
+pub fn admin_config(data_dir: Option<PathBuf>) -> Result<Config, String> {
+    let data_dir = data_dir.or_else(|| {
+        let default = PathBuf::from(DEFAULT_DATA_DIR);
+        (env("DATABASE_URL").is_none() && default.join("master.key").exists()).then_some(default)
+    });
+    let Some(dir) = data_dir else {
+        return config_from_env(Role::Api)
+            .map(|(c, _)| c)
+            .map_err(|e| e.to_string());
+    };
+    let key_file = dir.join("master.key");
+    let master = std::fs::read_to_string(&key_file).map_err(|_| {
+        format!(
+            "{} has no dev data (no master.key): run `switchboard dev --data-dir {}` first",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    let master = MasterKey::parse(&master).map_err(|e| format!("{}: {e}", key_file.display()))?;
+    let url = std::fs::read_to_string(dir.join("dev-url"))
+        .map(|u| u.trim().to_string())
+        .unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    Ok(dev_config(&dir, &url, master))
+}
+
+/// Where `dev` keeps its data unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = ".switchboard";
+
 /// What `dev` set up, for printing (and for tests).
 #[derive(Debug, Clone)]
 pub struct DevInfo {
@@ -379,23 +430,10 @@ pub async fn dev(
         sim.add_number(&account_sid, n, &Default::default())
             .map_err(|e| e.0.message)?;
     }
-    let config = Config {
-        database_url: format!("sqlite:{}", data_dir.join("switchboard.db").display()),
-        sqlite_sync: Default::default(),
-        public_url: url.clone(),
-        master_key: MasterKey::parse(&master)
-            .map_err(|e| format!("{}: {e}", data_dir.join("master.key").display()))?,
-        twilio_base: BaseUrl::new(sim.twilio_base()).map_err(|e| e.to_string())?,
-        storage_dir: data_dir.join("media"),
-        default_region: "US".into(),
-        role: Role::All,
-        workers: WorkerSettings::default(),
-        default_segments_per_second: 10.0,
-        max_media_bytes: 20 * 1024 * 1024,
-        twilio_timeout: std::time::Duration::from_secs(15),
-        stt: None,
-        delete_recordings_at_twilio: false,
-    };
+    std::fs::write(data_dir.join("dev-url"), &url).map_err(|e| e.to_string())?;
+    let master_key = MasterKey::parse(&master)
+        .map_err(|e| format!("{}: {e}", data_dir.join("master.key").display()))?;
+    let config = dev_config(&data_dir, &url, master_key);
     let app = build(config).await?;
     let extra = axum::Router::new().nest("/sim", sim.router());
     // The server must answer the twin's API before the numbers can be configured through it.

@@ -293,3 +293,120 @@ fn migrate_and_tenant_create_from_the_environment() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("SWITCHBOARD_PUBLIC_URL"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Against `dev`'s data directory the administrative commands need nothing but `--data-dir`:
+/// tenants by name, flows loaded with their templates, listings, and key rotation that the
+/// running server honours.
+#[test]
+fn admin_commands_work_on_a_dev_data_directory() {
+    let dir = std::env::temp_dir().join(format!("sb-cli-dev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.to_str().unwrap().to_string();
+    let clean = |c: &mut Command| {
+        for k in [
+            "DATABASE_URL",
+            "SWITCHBOARD_PUBLIC_URL",
+            "SWITCHBOARD_MASTER_KEY",
+            "SWITCHBOARD_API_KEY",
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "PORT",
+        ] {
+            c.env_remove(k);
+        }
+    };
+    let mut dev = switchboard();
+    dev.args(["dev", "--port", "0", "--data-dir", &data]);
+    clean(&mut dev);
+    let mut child = dev.stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = String::new();
+    let mut key = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("Switchboard is running at ") {
+            url = u.trim().to_string();
+        }
+        if let Some(k) = line.trim().strip_prefix("API key:") {
+            key = k.trim().to_string();
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let admin = |args: &[&str]| {
+        let mut c = switchboard();
+        c.args(args).args(["--data-dir", &data]);
+        clean(&mut c);
+        let out = c.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/farmers-market.json"
+    );
+    let loaded = admin(&[
+        "flow",
+        "load",
+        example,
+        "--tenant",
+        "dev",
+        "--number",
+        "+14155550100",
+    ]);
+    assert!(
+        loaded.contains("template \"todays-prices\" loaded"),
+        "{loaded}"
+    );
+    assert!(admin(&["flow", "list", "--tenant", "dev"]).contains("farmers market"));
+    let tenants = admin(&["tenant", "list"]);
+    assert!(
+        tenants.contains("  dev  ") && tenants.contains("3 number(s)"),
+        "{tenants}"
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let status = |k: String| {
+        let (http, url) = (http.clone(), url.clone());
+        rt.block_on(async move {
+            http.get(format!("{url}/v1/templates"))
+                .bearer_auth(k)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    assert_eq!(status(key.clone()), 200);
+    let rotated = admin(&["tenant", "rotate-key", "dev"]);
+    let new_key = rotated
+        .lines()
+        .find_map(|l| l.strip_prefix("API key:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(status(new_key), 200);
+    // The server caches keys briefly; the old one stops working within that time.
+    let mut refused = false;
+    for _ in 0..100 {
+        if status(key.clone()) == 401 {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(refused, "the rotated-out key is refused");
+}

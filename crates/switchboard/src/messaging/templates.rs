@@ -121,6 +121,41 @@ pub async fn find(db: &Db, tenant_id: &str, id_or_name: &str) -> DbResult<Option
     Ok(r.as_ref().map(template))
 }
 
+/// Creates the template `name`, or replaces the body of the one with that name (for loading
+/// files). Checked as the API checks templates.
+pub async fn put(app: &App, tenant_id: &str, name: &str, body: &str) -> ApiResult<Template> {
+    check(name, body)?;
+    let now = now_ms();
+    match find(app.db(), tenant_id, name.trim()).await? {
+        Some(t) => {
+            sqlx::query(
+                "UPDATE templates SET body = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
+            )
+            .bind(body)
+            .bind(now)
+            .bind(&t.id)
+            .bind(tenant_id)
+            .execute(app.db().pool())
+            .await
+            .map_err(DbError::from)?;
+        }
+        None => {
+            sqlx::query("INSERT INTO templates (id, tenant_id, name, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+                .bind(new_id("tpl"))
+                .bind(tenant_id)
+                .bind(name.trim())
+                .bind(body)
+                .bind(now)
+                .execute(app.db().pool())
+                .await
+                .map_err(|e| name_taken(e.into()))?;
+        }
+    }
+    find(app.db(), tenant_id, name.trim())
+        .await?
+        .ok_or_else(ApiError::internal)
+}
+
 pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/templates", get(list).post(create))

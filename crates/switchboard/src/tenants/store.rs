@@ -109,6 +109,45 @@ pub async fn get_tenant(db: &Db, id: &str) -> DbResult<Option<Tenant>> {
     Ok(row.as_ref().map(tenant))
 }
 
+/// A tenant by id, or else by name.
+pub async fn find_tenant(db: &Db, id_or_name: &str) -> DbResult<Option<Tenant>> {
+    match get_tenant(db, id_or_name).await? {
+        Some(t) => Ok(Some(t)),
+        None => find_tenant_by_name(db, id_or_name).await,
+    }
+}
+
+/// Every tenant with how many numbers it has, oldest first.
+pub async fn list_tenants(db: &Db) -> DbResult<Vec<(Tenant, i64)>> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.name, t.account_sid, t.default_region, t.created_at, \
+         (SELECT COUNT(*) FROM numbers n WHERE n.tenant_id = t.id) AS numbers \
+         FROM tenants t ORDER BY t.created_at, t.id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().map(|r| (tenant(r), r.get("numbers"))).collect())
+}
+
+/// Makes a new API key for the tenant and, unless `keep_old`, revokes every earlier one in the
+/// same transaction. Returns the new key in clear: the only time it is seen.
+pub async fn rotate_api_key(db: &Db, tenant_id: &str, keep_old: bool) -> DbResult<String> {
+    let key = new_api_key();
+    let mut tx = db.begin().await?;
+    if !keep_old {
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    insert_key(&mut tx, tenant_id, &key).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
 pub async fn find_tenant_by_name(db: &Db, name: &str) -> DbResult<Option<Tenant>> {
     let row = sqlx::query("SELECT id, name, account_sid, default_region, created_at FROM tenants WHERE name = $1 ORDER BY created_at LIMIT 1")
         .bind(name)

@@ -59,13 +59,29 @@ async fn check(app: &App, tenant_id: &str, region: &str, flow: &mut Flow) -> Api
         return Err(ApiError::unprocessable("invalid_flow", list.join("; ")));
     }
     for (name, step) in &flow.steps {
-        if let Step::Redirect { flow: other } = step {
-            if other != &flow.name && find(app.db(), tenant_id, other).await?.is_none() {
+        match step {
+            Step::Redirect { flow: other }
+                if other != &flow.name && find(app.db(), tenant_id, other).await?.is_none() =>
+            {
                 return Err(ApiError::unprocessable(
                     "invalid_flow",
                     format!("step {name:?}: redirects to flow {other:?}, which does not exist"),
                 ));
             }
+            Step::MissedCallSms(s)
+                if crate::messaging::templates::find(app.db(), tenant_id, &s.template)
+                    .await?
+                    .is_none() =>
+            {
+                return Err(ApiError::unprocessable(
+                    "invalid_flow",
+                    format!(
+                        "step {name:?}: texts template {:?}, which does not exist (create it with POST /v1/templates)",
+                        s.template
+                    ),
+                ));
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -79,8 +95,47 @@ fn name_taken(e: DbError) -> ApiError {
     }
 }
 
+/// Loads a flow file for a tenant (id or name): the templates it texts first, from a
+/// `NAME.templates.json` beside it (`{"template name": "body", …}`) when there is one, then the
+/// flow itself (see [`load`]). Returns the flow's id and the templates loaded.
+pub async fn load_file(
+    app: &App,
+    tenant: &str,
+    file: &std::path::Path,
+    number: Option<&str>,
+) -> Result<(String, Vec<String>), String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let flow: Flow =
+        serde_json::from_str(&read(file)?).map_err(|e| format!("{}: {e}", file.display()))?;
+    let t = crate::tenants::store::find_tenant(app.db(), tenant)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or(format!("no tenant with the id or name {tenant:?}"))?;
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let sibling = file.with_file_name(format!("{stem}.templates.json"));
+    let mut loaded = Vec::new();
+    if sibling.exists() {
+        let templates: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&read(&sibling)?)
+                .map_err(|e| format!("{}: {e}", sibling.display()))?;
+        for (name, body) in templates {
+            crate::messaging::templates::put(app, &t.id, &name, &body)
+                .await
+                .map_err(|e| format!("{}: template {name:?}: {}", sibling.display(), e.message))?;
+            loaded.push(name);
+        }
+    }
+    let id = load(app, &t.id, flow, number).await?;
+    Ok((id, loaded))
+}
+
 /// Creates or replaces (by name) a flow for a tenant, validated as the API does, and attaches
-/// it to `number` if given. For `switchboard flow load`.
+/// it to `number` if given.
 pub async fn load(
     app: &App,
     tenant_id: &str,
@@ -215,13 +270,17 @@ async fn fetch(
         .ok_or_else(|| ApiError::not_found("flow"))
 }
 
-async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
+/// Every flow of the tenant, by name.
+pub async fn list_all(db: &Db, tenant_id: &str) -> DbResult<Vec<StoredFlow>> {
     let rows = sqlx::query("SELECT id, definition, created_at, updated_at FROM flows WHERE tenant_id = $1 ORDER BY name")
-        .bind(&auth.tenant.id)
-        .fetch_all(app.db().pool())
-        .await
-        .map_err(DbError::from)?;
-    let data: Vec<StoredFlow> = rows.iter().filter_map(stored).collect();
+        .bind(tenant_id)
+        .fetch_all(db.pool())
+        .await?;
+    Ok(rows.iter().filter_map(stored).collect())
+}
+
+async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
+    let data = list_all(app.db(), &auth.tenant.id).await?;
     Ok(Json(json!({ "data": data, "next_cursor": null })))
 }
 

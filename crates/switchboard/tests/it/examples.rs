@@ -83,9 +83,21 @@ async fn newest_voicemail(t: &TestApp) -> Value {
 
 async fn farmers_market(b: Backend) {
     let t = TestApp::start(b).await;
-    let (s, _) = t.post("/v1/templates", json!({"name": "todays-prices", "body": "Market today: peaches $4/lb, sweet corn 6 for $5. Open till 1pm."})).await;
-    assert_eq!(s, 201);
-    load(&t, "farmers-market.json").await;
+    // Loaded as `switchboard flow load` does: its template comes with it.
+    let path = format!(
+        "{}/../../examples/farmers-market.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (_, tenant) = t.get("/v1/tenant").await;
+    let (_, templates) = switchboard::voice::flows::load_file(
+        &t.app,
+        tenant["name"].as_str().unwrap(),
+        std::path::Path::new(&path),
+        Some(NUMBER),
+    )
+    .await
+    .unwrap();
+    assert_eq!(templates, ["todays-prices"]);
     let r = call(&t, CallScript::default()).await;
     assert_eq!((r.status.as_str(), r.duration), ("busy", Some(0)));
     let texts = t

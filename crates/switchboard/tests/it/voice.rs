@@ -150,6 +150,16 @@ both!(ivr_forward_no_answer_then_voicemail);
 
 async fn missed_call_texts_once_per_window(b: Backend) {
     let t = TestApp::start(b).await;
+    // A flow that texts a template that does not exist is refused, naming the step.
+    let (s, v) = t.post("/v1/flows", json!({"name": "market", "start": "text", "steps": {"text": {"type": "missed_call_sms", "template": "prices"}}})).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("step \"text\""),
+        "{v}"
+    );
     let (s, _) = t.post("/v1/templates", json!({"name": "prices", "body": "Today at the market: tomatoes $3/lb, eggs $6/dozen. Reply STOP to opt out."})).await;
     assert_eq!(s, 201);
     let (s, v) = t.post("/v1/flows", json!({"name": "market", "start": "text", "steps": {"text": {"type": "missed_call_sms", "template": "prices", "window_minutes": 60}}})).await;
