@@ -64,6 +64,12 @@ pub struct Call {
     pub duration: Option<i64>,
     /// What the app attached when it placed the call (`{}` otherwise).
     pub metadata: Value,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// What `error_code` means.
+    pub error_description: Option<&'static str>,
+    /// Tries at placing an outbound call with Twilio.
+    pub attempts: i64,
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip)]
@@ -78,7 +84,8 @@ pub struct Call {
 }
 
 const CALL_COLS: &str = "id, tenant_id, number_id, direction, from_number, to_number, status, twilio_sid, flow_id, path, \
-    ringing_at, answered_at, ended_at, duration, created_at, updated_at, flow_override, metadata";
+    ringing_at, answered_at, ended_at, duration, created_at, updated_at, flow_override, metadata, \
+    error_code, error_message, attempts";
 
 fn call(r: &AnyRow) -> Call {
     let t = |c: &str| r.try_get::<Option<i64>, _>(c).ok().flatten();
@@ -86,7 +93,12 @@ fn call(r: &AnyRow) -> Call {
         id: r.get("id"),
         tenant_id: r.get("tenant_id"),
         number_id: opt_str(r, "number_id"),
-        direction: r.get("direction"),
+        // One vocabulary with messages: `inbound` or `outbound` (Twilio's `outbound-api` and
+        // `outbound-dial` are both ours to place).
+        direction: match r.get::<String, _>("direction").as_str() {
+            "inbound" => "inbound".into(),
+            _ => "outbound".into(),
+        },
         from: r.get("from_number"),
         to: r.get("to_number"),
         status: r.get("status"),
@@ -100,6 +112,12 @@ fn call(r: &AnyRow) -> Call {
         metadata: opt_str(r, "metadata")
             .and_then(|m| serde_json::from_str(&m).ok())
             .unwrap_or_else(|| Value::Object(Default::default())),
+        error_description: opt_str(r, "error_code")
+            .as_deref()
+            .and_then(crate::messaging::describe_error),
+        error_code: opt_str(r, "error_code"),
+        error_message: opt_str(r, "error_message"),
+        attempts: r.get("attempts"),
         created_ms: r.get("created_at"),
         flow_override: opt_str(r, "flow_override"),
         created_at: iso(r.get("created_at")),
@@ -114,6 +132,11 @@ async fn get_any(db: &Db, id: &str) -> DbResult<Option<Call>> {
         .fetch_optional(db.pool())
         .await?;
     Ok(r.as_ref().map(call))
+}
+
+/// One of the tenant's calls, as every endpoint shows it.
+pub(crate) async fn find(db: &Db, tenant_id: &str, id: &str) -> DbResult<Option<Call>> {
+    Ok(get_any(db, id).await?.filter(|c| c.tenant_id == tenant_id))
 }
 
 async fn get_by_sid(db: &Db, sid: &str) -> DbResult<Option<Call>> {
@@ -863,9 +886,8 @@ async fn fetch(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let mut c = get_any(app.db(), &id)
+    let mut c = find(app.db(), &auth.tenant.id, &id)
         .await?
-        .filter(|c| c.tenant_id == auth.tenant.id)
         .ok_or_else(|| ApiError::not_found("call"))?;
     let rows = sqlx::query("SELECT id, kind, status, applied, payload, created_at FROM call_events WHERE call_id = $1 AND tenant_id = $2 ORDER BY created_at, id")
         .bind(&c.id)

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use twilio::rest::{CreateCall, ListCalls};
 
@@ -189,25 +189,12 @@ pub(crate) async fn create(
     ))
 }
 
+/// The call as `GET /v1/calls/{id}` and the list show it.
 async fn view(app: &App, tenant_id: &str, id: &str) -> ApiResult<Value> {
-    let r = sqlx::query("SELECT id, status, from_number, to_number, twilio_sid, flow_id, metadata, attempts, created_at FROM calls WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(tenant_id)
-        .fetch_one(app.db().pool())
-        .await
-        .map_err(DbError::from)?;
-    Ok(json!({
-        "id": r.get::<String, _>("id"),
-        "direction": "outbound-api",
-        "status": r.get::<String, _>("status"),
-        "from": r.get::<String, _>("from_number"),
-        "to": r.get::<String, _>("to_number"),
-        "twilio_sid": opt_str(&r, "twilio_sid"),
-        "flow_id": opt_str(&r, "flow_id"),
-        "metadata": serde_json::from_str::<Value>(&opt_str(&r, "metadata").unwrap_or_else(|| "{}".into())).unwrap_or_default(),
-        "attempts": r.get::<i64, _>("attempts"),
-        "created_at": crate::messaging::iso(r.get("created_at")),
-    }))
+    let c = super::calls::find(app.db(), tenant_id, id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    Ok(serde_json::to_value(c).unwrap_or_default())
 }
 
 struct Due {

@@ -552,6 +552,20 @@ async fn outbound_calls_are_placed_once_and_tracked(b: Backend) {
     assert_eq!(r.status(), 202);
     let first: Value = r.json().await.unwrap();
     assert_eq!(first["status"], "accepted");
+    assert_eq!(first["direction"], "outbound");
+    // Create, fetch and list show the same shape.
+    let (_, fetched) = t
+        .get(&format!("/v1/calls/{}", first["id"].as_str().unwrap()))
+        .await;
+    let (_, listed) = t.get("/v1/calls?direction=outbound").await;
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.retain(|k| !["events", "recordings", "voicemail"].contains(&k.as_str()));
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&first), keys(&fetched), "{first} / {fetched}");
+    assert_eq!(keys(&first), keys(&listed["data"][0]), "{first} / {listed}");
     let again: Value = post(body).await.unwrap().json().await.unwrap();
     assert_eq!(first["id"], again["id"], "the same key is the same call");
     assert_eq!(
