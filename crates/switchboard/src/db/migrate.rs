@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0005_outbound_calls.sql"),
         postgres: None,
     },
+    Migration {
+        version: 6,
+        name: "idempotency",
+        sql: include_str!("../../migrations/0006_idempotency.sql"),
+        postgres: None,
+    },
 ];
 
 /// An arbitrary constant naming our advisory lock.

@@ -11,6 +11,8 @@ use axum::routing::get;
 use axum::Router;
 use serde::de::DeserializeOwned;
 
+pub mod idempotency;
+
 /// Largest request body accepted anywhere (media travels by URL, not in bodies).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
@@ -38,6 +40,10 @@ pub fn router(app: App) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            idempotency::layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             crate::telemetry::track,

@@ -33,6 +33,13 @@ pub fn router() -> Router<App> {
         .route("/v1/opt-outs", get(opt_outs))
 }
 
+fn reused_key() -> ApiError {
+    ApiError::conflict(
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with a different request",
+    )
+}
+
 /// `POST /v1/messages`.
 #[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -62,10 +69,7 @@ pub async fn send(
     if let Some(key) = &idempotency_key {
         if let Some((id, hash)) = store::by_idempotency_key(app.db(), &tenant.id, key).await? {
             if hash.as_deref() != Some(request_hash.as_str()) {
-                return Err(ApiError::conflict(
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used with a different request",
-                ));
+                return Err(reused_key());
             }
             let m = store::get(app.db(), &tenant.id, &id)
                 .await?
@@ -213,7 +217,7 @@ pub async fn send(
         price_estimate: Some(price),
         template_id,
         idempotency_key: idempotency_key.clone(),
-        request_hash: Some(request_hash),
+        request_hash: Some(request_hash.clone()),
         next_attempt_at: Some(now),
         valid_until: Some(now + validity.as_millis() as i64),
         now,
@@ -223,13 +227,16 @@ pub async fn send(
         // Two requests raced with the same key: the other one won; answer with its message.
         Err(e) if e.is_unique_violation() && idempotency_key.is_some() => {
             drop(tx);
-            let (id, _) = store::by_idempotency_key(
+            let (id, hash) = store::by_idempotency_key(
                 app.db(),
                 &tenant.id,
                 idempotency_key.as_deref().unwrap_or_default(),
             )
             .await?
             .ok_or_else(ApiError::internal)?;
+            if hash.as_deref() != Some(request_hash.as_str()) {
+                return Err(reused_key());
+            }
             let m = store::get(app.db(), &tenant.id, &id)
                 .await?
                 .ok_or_else(ApiError::internal)?;
@@ -244,34 +251,13 @@ pub async fn send(
     Ok((m, true))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    match headers.get("Idempotency-Key") {
-        None => Ok(None),
-        Some(v) => {
-            let k = v.to_str().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_idempotency_key",
-                    "Idempotency-Key must be printable ASCII",
-                )
-            })?;
-            if k.is_empty() || k.len() > 255 {
-                return Err(ApiError::bad_request(
-                    "invalid_idempotency_key",
-                    "Idempotency-Key has 1 to 255 characters",
-                ));
-            }
-            Ok(Some(k.to_string()))
-        }
-    }
-}
-
 async fn create(
     State(app): State<App>,
     auth: Auth,
     headers: HeaderMap,
     JsonBody(req): JsonBody<SendRequest>,
 ) -> ApiResult<(StatusCode, Json<Message>)> {
-    let key = idempotency_key(&headers)?;
+    let key = crate::http::idempotency::key_of(&headers)?;
     let (m, _) = send(&app, &auth.tenant, req, key).await?;
     Ok((StatusCode::ACCEPTED, Json(m)))
 }

@@ -48,16 +48,7 @@ pub(crate) async fn create(
     headers: HeaderMap,
     JsonBody(req): JsonBody<CallRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let key = match headers.get("Idempotency-Key").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k.to_string()),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_idempotency_key",
-                "Idempotency-Key has 1 to 255 printable characters",
-            ))
-        }
-    };
+    let key = crate::http::idempotency::key_of(&headers)?;
     let hash = hex::encode(Sha256::digest(serde_json::to_vec(&req).unwrap_or_default()));
     let tenant = &auth.tenant;
     if let Some(k) = &key {
@@ -172,13 +163,21 @@ pub(crate) async fn create(
         Ok(_) => id,
         // Two requests raced with the same key: answer with the one that won.
         Err(e) if e.is_unique_violation() && key.is_some() => {
-            sqlx::query("SELECT id FROM calls WHERE tenant_id = $1 AND idempotency_key = $2")
-                .bind(&tenant.id)
-                .bind(&key)
-                .fetch_one(app.db().pool())
-                .await
-                .map_err(DbError::from)?
-                .get("id")
+            let r = sqlx::query(
+                "SELECT id, request_hash FROM calls WHERE tenant_id = $1 AND idempotency_key = $2",
+            )
+            .bind(&tenant.id)
+            .bind(&key)
+            .fetch_one(app.db().pool())
+            .await
+            .map_err(DbError::from)?;
+            if opt_str(&r, "request_hash").as_deref() != Some(hash.as_str()) {
+                return Err(ApiError::conflict(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request",
+                ));
+            }
+            r.get("id")
         }
         Err(e) => return Err(e.into()),
     };

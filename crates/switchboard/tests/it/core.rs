@@ -267,3 +267,107 @@ async fn numbers_use_rfc3339_times(b: Backend) {
     );
 }
 both!(numbers_use_rfc3339_times);
+
+async fn post_with_key(t: &TestApp, path: &str, key: &str, body: Value) -> (u16, Value, bool) {
+    let r = t
+        .http
+        .post(format!("{}{path}", t.url))
+        .bearer_auth(&t.api_key)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let replayed = r.headers().contains_key("idempotent-replayed");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap(), replayed)
+}
+
+/// Every creating POST honours `Idempotency-Key`: a repeat gets the first answer, the same key
+/// with another request is a 409, and a refused request does not use the key up.
+async fn creating_posts_honour_idempotency_keys(b: Backend) {
+    let t = TestApp::start(b).await;
+    let body = serde_json::json!({"name": "hours", "body": "Open 9 to 5"});
+    let (s1, first, r1) = post_with_key(&t, "/v1/templates", "tpl-1", body.clone()).await;
+    let (s2, again, r2) = post_with_key(&t, "/v1/templates", "tpl-1", body).await;
+    assert_eq!((s1, s2, r1, r2), (201, 201, false, true), "{first} {again}");
+    assert_eq!(first["id"], again["id"]);
+    let (_, all) = t.get("/v1/templates").await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 1, "created once");
+    let (s, v, _) = post_with_key(
+        &t,
+        "/v1/templates",
+        "tpl-1",
+        serde_json::json!({"name": "other", "body": "x"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("idempotency_key_reused"))
+    );
+    // A refused request leaves the key free for the corrected one.
+    let (s, _, _) = post_with_key(
+        &t,
+        "/v1/contacts",
+        "con-1",
+        serde_json::json!({"phone": "not a phone"}),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, v, _) = post_with_key(
+        &t,
+        "/v1/contacts",
+        "con-1",
+        serde_json::json!({"phone": "+14155550123"}),
+    )
+    .await;
+    assert!(s == 200 || s == 201, "{s} {v}");
+    let r = t
+        .http
+        .post(format!("{}/v1/flows", t.url))
+        .bearer_auth(&t.api_key)
+        .header("Idempotency-Key", "")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+both!(creating_posts_honour_idempotency_keys);
+
+/// Requests racing with one key and different bodies never get someone else's message: each
+/// answer is its own request's message, or a 409.
+async fn racing_requests_with_one_key_get_their_own_answer(b: Backend) {
+    let t = TestApp::start(b).await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let (http, url, key) = (t.http.clone(), t.url.clone(), t.api_key.clone());
+        set.spawn(async move {
+            let body = format!("race {i}");
+            let r = http
+                .post(format!("{url}/v1/messages"))
+                .bearer_auth(key)
+                .header("Idempotency-Key", "same-key")
+                .json(&serde_json::json!({"to": HANDSET, "body": body}))
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, body, r.json::<Value>().await.unwrap())
+        });
+    }
+    let answers = set.join_all().await;
+    let mut ids = std::collections::HashSet::new();
+    for (s, body, v) in &answers {
+        match s {
+            202 => {
+                assert_eq!(v["body"], *body, "a 202 carries its own request's message");
+                ids.insert(v["id"].as_str().unwrap().to_string());
+            }
+            409 => assert_eq!(v["error"]["code"], "idempotency_key_reused"),
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "one message for one key");
+}
+both!(racing_requests_with_one_key_get_their_own_answer);
