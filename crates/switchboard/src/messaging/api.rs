@@ -312,7 +312,7 @@ pub(crate) fn decode_cursor(c: &str) -> ApiResult<(i64, String)> {
     Ok((t.parse().map_err(|_| bad())?, id.to_string()))
 }
 
-fn limit(l: Option<i64>) -> ApiResult<i64> {
+pub(crate) fn limit(l: Option<i64>) -> ApiResult<i64> {
     match l {
         None => Ok(50),
         Some(n) if (1..=500).contains(&n) => Ok(n),
@@ -391,9 +391,9 @@ async fn list(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PageQuery {
-    cursor: Option<String>,
-    limit: Option<i64>,
+pub(crate) struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
 }
 
 async fn conversations(

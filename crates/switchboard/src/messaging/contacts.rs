@@ -2,7 +2,7 @@
 
 use crate::db::{now_ms, opt_str, Db, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Auth, JsonBody};
+use crate::http::{Auth, JsonBody, QueryParams};
 use crate::ids::new_id;
 use crate::messaging::iso;
 use crate::phone::E164;
@@ -23,6 +23,8 @@ pub struct Contact {
     pub attributes: Map<String, Value>,
     pub created_at: String,
     pub updated_at: String,
+    #[serde(skip)]
+    pub created_ms: i64,
 }
 
 fn contact(r: &AnyRow) -> Contact {
@@ -35,6 +37,7 @@ fn contact(r: &AnyRow) -> Contact {
         attributes: attrs,
         created_at: iso(r.get("created_at")),
         updated_at: iso(r.get("updated_at")),
+        created_ms: r.get("created_at"),
     }
 }
 
@@ -188,16 +191,49 @@ async fn patch(
         .ok_or_else(|| ApiError::not_found("contact"))
 }
 
-async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
+/// Contacts newest first, one page after `before` (created time, id).
+pub async fn page(
+    db: &Db,
+    tenant_id: &str,
+    before: Option<(i64, String)>,
+    limit: i64,
+) -> DbResult<Vec<Contact>> {
     let rows = sqlx::query(
-        "SELECT id, phone, name, attributes, created_at, updated_at FROM contacts WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000",
+        "SELECT id, phone, name, attributes, created_at, updated_at FROM contacts WHERE tenant_id = $1 \
+         AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id < $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4",
     )
-    .bind(&auth.tenant.id)
-    .fetch_all(app.db().pool())
-    .await
-    .map_err(crate::db::DbError::from)?;
-    let data: Vec<Contact> = rows.iter().map(contact).collect();
+    .bind(tenant_id)
+    .bind(before.as_ref().map(|b| b.0))
+    .bind(before.as_ref().map(|b| b.1.clone()))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().map(contact).collect())
+}
+
+/// `GET /v1/contacts`: pages by cursor, with no cap on how many there are.
+async fn list(
+    State(app): State<App>,
+    auth: Auth,
+    QueryParams(q): QueryParams<super::api::PageQuery>,
+) -> ApiResult<Json<Value>> {
+    let want = super::api::limit(q.limit)?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(super::api::decode_cursor)
+        .transpose()?;
+    let mut data = page(app.db(), &auth.tenant.id, before, want + 1).await?;
+    let more = data.len() as i64 > want;
+    data.truncate(want as usize);
+    let next = more
+        .then(|| {
+            data.last()
+                .map(|c| super::api::encode_cursor(c.created_ms, &c.id))
+        })
+        .flatten();
     Ok(Json(
-        serde_json::json!({ "data": data, "next_cursor": null }),
+        serde_json::json!({ "data": data, "next_cursor": next }),
     ))
 }

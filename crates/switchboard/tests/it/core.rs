@@ -371,3 +371,47 @@ async fn racing_requests_with_one_key_get_their_own_answer(b: Backend) {
     assert_eq!(ids.len(), 1, "one message for one key");
 }
 both!(racing_requests_with_one_key_get_their_own_answer);
+
+/// Contacts page by cursor with no silent cap: every one is reached, each once.
+async fn contacts_page_without_a_cap(b: Backend) {
+    let t = TestApp::start(b).await;
+    let n = 25;
+    for i in 0..n {
+        let (s, v) = t
+            .post(
+                "/v1/contacts",
+                serde_json::json!({"phone": format!("+1415555{:04}", 2000 + i)}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/contacts?limit=10&cursor={c}"),
+            None => "/v1/contacts?limit=10".into(),
+        };
+        let (s, v) = t.get(&path).await;
+        assert_eq!(s, 200, "{v}");
+        pages += 1;
+        for c in v["data"].as_array().unwrap() {
+            assert!(
+                seen.insert(c["id"].as_str().unwrap().to_string()),
+                "seen twice"
+            );
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!((seen.len(), pages), (n, 3));
+    let (s, v) = t.get("/v1/contacts?cursor=not-a-cursor").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
+}
+both!(contacts_page_without_a_cap);
