@@ -144,7 +144,9 @@ impl App {
     }
 
     /// Serves HTTP on `listener` (for the api role) and runs the workers (for the worker role)
-    /// until `shutdown` resolves.
+    /// until `shutdown` resolves. Then it stops taking requests and work, and waits for what is
+    /// in flight at most `shutdown_grace`: whatever was not committed by then is redone after a
+    /// restart, exactly as after a crash.
     pub async fn run(
         self,
         listener: Option<tokio::net::TcpListener>,
@@ -159,29 +161,53 @@ impl App {
         {
             self.mark_ready();
         }
-        let mut workers = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
         if self.config().role.runs_workers() {
-            workers = crate::workers::spawn(self.clone(), stop_rx.clone());
-        }
-        let result = match listener {
-            Some(listener) if self.config().role.serves_http() => {
-                let mut router = crate::http::router(self.clone());
-                if let Some(extra) = extra_routes {
-                    router = router.merge(extra);
-                }
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+            for w in crate::workers::spawn(self.clone(), stop_rx.clone()) {
+                tasks.spawn(async move {
+                    let _ = w.await;
+                    Ok(())
+                });
             }
-            _ => {
-                shutdown.await;
+        }
+        if let Some(listener) = listener.filter(|_| self.config().role.serves_http()) {
+            let mut router = crate::http::router(self.clone());
+            if let Some(extra) = extra_routes {
+                router = router.merge(extra);
+            }
+            let mut stopping = stop_rx.clone();
+            tasks.spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopping.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+        }
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let grace = self.config().shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            let mut result = Ok(());
+            while let Some(r) = tasks.join_next().await {
+                if let Ok(Err(e)) = r {
+                    result = Err(e);
+                }
+            }
+            result
+        })
+        .await;
+        match drained {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(
+                    ?grace,
+                    left = tasks.len(),
+                    "requests or workers still running after the shutdown grace; leaving them"
+                );
+                tasks.abort_all();
                 Ok(())
             }
-        };
-        let _ = stop_tx.send(true);
-        for w in workers {
-            let _ = w.await;
         }
-        result
     }
 }

@@ -71,6 +71,10 @@ pub struct Config {
     pub max_media_bytes: usize,
     /// How long a request to Twilio may take before its outcome is treated as unknown.
     pub twilio_timeout: Duration,
+    /// How long a stopping server waits for requests and workers in flight before it leaves
+    /// them (`SWITCHBOARD_SHUTDOWN_SECS`, default 10). What they had not committed is redone
+    /// after a restart, as after a crash.
+    pub shutdown_grace: Duration,
     /// An OpenAI-compatible speech-to-text endpoint for voicemails (Twilio's otherwise).
     pub stt: Option<Stt>,
     /// Delete recordings at Twilio once they are copied into storage.

@@ -102,6 +102,17 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
             })?,
         None => std::time::Duration::from_secs(15),
     };
+    let shutdown_grace = match env("SWITCHBOARD_SHUTDOWN_SECS") {
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=600).contains(s))
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                config_error("SWITCHBOARD_SHUTDOWN_SECS", "whole seconds from 1 to 600")
+            })?,
+        None => std::time::Duration::from_secs(10),
+    };
     let sqlite_sync = match env("SWITCHBOARD_SQLITE_SYNC") {
         Some(v) => v
             .parse()
@@ -151,6 +162,7 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
         default_segments_per_second: default_sps,
         max_media_bytes: 20 * 1024 * 1024,
         twilio_timeout,
+        shutdown_grace,
         stt,
         delete_recordings_at_twilio,
     };
@@ -329,6 +341,7 @@ pub fn dev_config(data_dir: &Path, url: &str, master_key: MasterKey) -> Config {
         default_segments_per_second: 10.0,
         max_media_bytes: 20 * 1024 * 1024,
         twilio_timeout: std::time::Duration::from_secs(15),
+        shutdown_grace: std::time::Duration::from_secs(10),
         stt: None,
         delete_recordings_at_twilio: false,
     }

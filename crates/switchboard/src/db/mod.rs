@@ -101,7 +101,16 @@ impl Db {
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(30));
             if backend != Backend::Sqlite {
-                return opts;
+                // A transaction left open (a bug, or a task stopped mid-way) must not hold its
+                // locks for ever: PostgreSQL ends it after a minute.
+                return opts.after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute("SET idle_in_transaction_session_timeout = '60s'")
+                            .await?;
+                        Ok(())
+                    })
+                });
             }
             let sync = match sync {
                 SqliteSync::Full => "PRAGMA synchronous=FULL",

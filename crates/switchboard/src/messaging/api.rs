@@ -195,17 +195,14 @@ pub async fn send(
 
     let now = now_ms();
     let (seg, price) = cost(&body, req.media_urls.len());
-    let mut tx = app.db().begin().await?;
-    let contact_id = store::upsert_contact(&mut tx, &tenant.id, to.as_str(), now).await?;
-    let conversation_id =
-        store::upsert_conversation(&mut tx, &tenant.id, &contact_id, &number.id, now).await?;
     let msg = NewMessage {
         id: new_id("msg"),
         tenant_id: tenant.id.clone(),
         direction: "outbound",
         number_id: Some(number.id.clone()),
-        conversation_id: Some(conversation_id),
-        contact_id: Some(contact_id),
+        // Filled in by `store::accept`, in the transaction.
+        conversation_id: None,
+        contact_id: None,
         from: number.phone_number.clone(),
         to: to.to_string(),
         body,
@@ -222,11 +219,22 @@ pub async fn send(
         valid_until: Some(now + validity.as_millis() as i64),
         now,
     };
-    match store::insert_message(&mut tx, &msg).await {
-        Ok(_) => tx.commit().await?,
+    // Through the group-commit writer: committed with others, and never left half-done by a
+    // client that hangs up.
+    let msg = std::sync::Arc::new(msg);
+    let accepted = {
+        let msg = msg.clone();
+        app.db()
+            .write(move |tx| {
+                let m = msg.clone();
+                Box::pin(async move { store::accept(tx, &m).await })
+            })
+            .await
+    };
+    match accepted {
+        Ok(()) => {}
         // Two requests raced with the same key: the other one won; answer with its message.
         Err(e) if e.is_unique_violation() && idempotency_key.is_some() => {
-            drop(tx);
             let (id, hash) = store::by_idempotency_key(
                 app.db(),
                 &tenant.id,

@@ -148,6 +148,22 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
     Ok(rows.iter().map(|r| r.get("id")).collect())
 }
 
+/// Stores an outbound message to send with its contact and thread (their ids are found or
+/// made here, whatever `m` says of them).
+pub async fn accept(tx: &mut Tx, m: &NewMessage) -> DbResult<()> {
+    let number_id = m.number_id.as_deref().unwrap_or_default();
+    let contact_id = upsert_contact(tx, &m.tenant_id, &m.to, m.now).await?;
+    let conversation_id =
+        upsert_conversation(tx, &m.tenant_id, &contact_id, number_id, m.now).await?;
+    let m = NewMessage {
+        contact_id: Some(contact_id),
+        conversation_id: Some(conversation_id),
+        ..m.clone()
+    };
+    insert_message(tx, &m).await?;
+    Ok(())
+}
+
 /// The message created earlier with this idempotency key, and the hash of that request.
 pub async fn by_idempotency_key(
     db: &Db,

@@ -106,28 +106,17 @@ async fn delivered_bodies(http: &reqwest::Client, twin: &str) -> Vec<String> {
         .collect()
 }
 
-async fn kill_during_burst_loses_nothing_and_sends_nothing_twice(b: Backend) {
-    let (database_url, _dir) = fresh_database(b).await;
-    let (_twin, twin) = start_twin();
-    let http = reqwest::Client::new();
-    http.post(format!("{twin}/sim/control/config"))
-        .json(&json!({"delays": {"sending_ms": 5, "sent_ms": 5, "delivered_ms": 5}}))
-        .send()
-        .await
-        .unwrap();
-    // A few slow answers make it likely that the kill lands while a call to Twilio is open.
-    http.post(format!("{twin}/sim/control/faults"))
-        .json(&json!({"kind": "slow", "ms": 400, "times": 6}))
-        .send()
-        .await
-        .unwrap();
-    let media = tempfile_dir::Dir::new();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let key = format!("sk_crash_{}", random_hex());
-    let env: Vec<(String, String)> = [
-        ("DATABASE_URL", database_url.as_str()),
-        ("SWITCHBOARD_PUBLIC_URL", url.as_str()),
+/// `serve`'s environment for these tests: fast pacing, short Twilio timeouts, quick polls.
+fn server_env(
+    database_url: &str,
+    url: &str,
+    twin: &str,
+    media: &tempfile_dir::Dir,
+    key: &str,
+) -> Vec<(String, String)> {
+    [
+        ("DATABASE_URL", database_url),
+        ("SWITCHBOARD_PUBLIC_URL", url),
         (
             "SWITCHBOARD_MASTER_KEY",
             "6b1d7c3f0e2a4b5968778695a4b3c2d1e0f1a2b3c4d5e6f708192a3b4c5d6e7f",
@@ -147,11 +136,33 @@ async fn kill_during_burst_loses_nothing_and_sends_nothing_twice(b: Backend) {
         ("TWILIO_ACCOUNT_SID", SID),
         ("TWILIO_AUTH_TOKEN", TOKEN),
         ("TWILIO_PHONE_NUMBER", NUMBER),
-        ("SWITCHBOARD_API_KEY", key.as_str()),
+        ("SWITCHBOARD_API_KEY", key),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    .collect()
+}
+
+async fn kill_during_burst_loses_nothing_and_sends_nothing_twice(b: Backend) {
+    let (database_url, _dir) = fresh_database(b).await;
+    let (_twin, twin) = start_twin();
+    let http = reqwest::Client::new();
+    http.post(format!("{twin}/sim/control/config"))
+        .json(&json!({"delays": {"sending_ms": 5, "sent_ms": 5, "delivered_ms": 5}}))
+        .send()
+        .await
+        .unwrap();
+    // A few slow answers make it likely that the kill lands while a call to Twilio is open.
+    http.post(format!("{twin}/sim/control/faults"))
+        .json(&json!({"kind": "slow", "ms": 400, "times": 6}))
+        .send()
+        .await
+        .unwrap();
+    let media = tempfile_dir::Dir::new();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let key = format!("sk_crash_{}", random_hex());
+    let env = server_env(&database_url, &url, &twin, &media, &key);
     let mut server = start_server(&env, port);
     wait_healthy(&http, &url).await;
 
@@ -238,3 +249,153 @@ async fn kill_during_burst_loses_nothing_and_sends_nothing_twice(b: Backend) {
     }
 }
 both!(kill_during_burst_loses_nothing_and_sends_nothing_twice);
+
+/// Who the network delivered messages to, one entry per delivery.
+async fn delivered_to(http: &reqwest::Client, twin: &str) -> Vec<String> {
+    let v: Value = http
+        .get(format!("{twin}/sim/control/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] == "delivered")
+        .map(|m| m["to"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const REPLIES: usize = 150;
+
+/// A burst of texts answered by an auto-reply, then SIGTERM while the replies go out: the server
+/// stops within its grace period, and after a restart every text is stored once and every reply
+/// delivered once.
+async fn sigterm_after_an_auto_reply_burst_stops_promptly_and_loses_nothing(b: Backend) {
+    let (database_url, _dir) = fresh_database(b).await;
+    let (_twin, twin) = start_twin();
+    let http = reqwest::Client::new();
+    http.post(format!("{twin}/sim/control/config"))
+        .json(&json!({"delays": {"sending_ms": 5, "sent_ms": 5, "delivered_ms": 5}}))
+        .send()
+        .await
+        .unwrap();
+    let media = tempfile_dir::Dir::new();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let key = format!("sk_term_{}", random_hex());
+    let env = server_env(&database_url, &url, &twin, &media, &key);
+    let mut server = start_server(&env, port);
+    wait_healthy(&http, &url).await;
+    let nums: Value = http
+        .get(format!("{url}/v1/numbers"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let number_id = nums["data"][0]["id"].as_str().unwrap().to_string();
+    let r = http
+        .patch(format!("{url}/v1/numbers/{number_id}"))
+        .bearer_auth(&key)
+        .json(&json!({"auto_reply": "Thanks, we got your message."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let mut pending = tokio::task::JoinSet::new();
+    for i in 0..REPLIES {
+        let (http, url) = (http.clone(), url.clone());
+        pending.spawn(async move {
+            let hook = format!("{url}/twilio/messaging");
+            let sid = format!("SM{:032x}", 0x7e_0000 + i);
+            let form: Vec<(String, String)> = [
+                ("MessageSid", sid.as_str()),
+                ("AccountSid", SID),
+                ("From", &format!("+1415555{:04}", 3000 + i)),
+                ("To", NUMBER),
+                ("Body", "hello"),
+                ("NumMedia", "0"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            let sig = twilio::signature::sign(TOKEN, &hook, &form);
+            let r = http
+                .post(&hook)
+                .header("X-Twilio-Signature", sig)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        });
+        if pending.len() >= 16 {
+            pending.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(r) = pending.join_next().await {
+        r.unwrap();
+    }
+
+    // SIGTERM while the replies are being dispatched.
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut exited = None;
+    for _ in 0..300 {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = exited.expect("the server stopped within 15 s of SIGTERM");
+    assert!(status.success(), "a clean exit: {status}");
+
+    let _server = start_server(&env, port);
+    wait_healthy(&http, &url).await;
+    for _ in 0..600 {
+        if delivered_to(&http, &twin).await.len() >= REPLIES {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut to = delivered_to(&http, &twin).await;
+    let total = to.len();
+    to.sort();
+    to.dedup();
+    assert_eq!((to.len(), total), (REPLIES, REPLIES), "each reply once");
+    let mut inbound = 0;
+    let mut cursor = String::new();
+    loop {
+        let v: Value = http
+            .get(format!(
+                "{url}/v1/messages?direction=inbound&limit=100{cursor}"
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        inbound += v["data"].as_array().unwrap().len();
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(inbound, REPLIES, "every text stored once");
+}
+both!(sigterm_after_an_auto_reply_burst_stops_promptly_and_loses_nothing);

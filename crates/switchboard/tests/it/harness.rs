@@ -208,6 +208,7 @@ pub fn test_config(
         default_segments_per_second: 100.0,
         max_media_bytes: 1 << 20,
         twilio_timeout: Duration::from_secs(2),
+        shutdown_grace: Duration::from_secs(5),
         stt: None,
         delete_recordings_at_twilio: false,
     }
