@@ -1,7 +1,6 @@
-//! Background work loops: the message dispatcher and the media downloader. Each loop works
-//! while there is work, then sleeps until woken or its poll interval passes.
+//! The background work loops, one per kind of job in the queue (`queue`).
 
-use crate::messaging::dispatch::Round;
+use crate::queue::{Round, Worker};
 use crate::App;
 use rand::Rng;
 use std::time::Duration;
@@ -18,52 +17,44 @@ pub fn backoff(base: Duration, attempt: i64) -> Duration {
     Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
 }
 
-pub fn spawn(app: App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    vec![
-        spawn_loop("dispatcher", app.clone(), stop.clone(), |a| {
-            Box::pin(async move { crate::messaging::dispatch::work(&a).await })
-        }),
-        spawn_loop("calls", app.clone(), stop.clone(), |a| {
-            Box::pin(async move { crate::voice::outbound::work(&a).await })
-        }),
-        spawn_loop("recordings", app.clone(), stop.clone(), |a| {
-            Box::pin(async move { crate::voice::recordings::work(&a).await })
-        }),
-        spawn_loop("media", app, stop, |a| {
-            Box::pin(async move { crate::messaging::media::work(&a).await })
-        }),
+/// Every kind of background job, with the capability that works it.
+pub fn all() -> [Worker; 6] {
+    [
+        crate::messaging::dispatch::WORKER,
+        crate::messaging::dispatch::STATUS_POLLS,
+        crate::voice::outbound::WORKER,
+        crate::messaging::media::WORKER,
+        crate::voice::recordings::WORKER,
+        crate::voice::recordings::TRANSCRIPTIONS,
     ]
 }
 
-type Step = fn(
-    App,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = crate::db::DbResult<Round>> + Send>,
->;
+/// One loop per kind of job: it works while there is work, then sleeps until woken, the next
+/// job is due, or the poll interval passes.
+pub fn spawn(app: App, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    all()
+        .into_iter()
+        .map(|w| spawn_loop(w, app.clone(), stop.clone()))
+        .collect()
+}
 
-fn spawn_loop(
-    name: &'static str,
-    app: App,
-    mut stop: watch::Receiver<bool>,
-    step: Step,
-) -> JoinHandle<()> {
+fn spawn_loop(w: Worker, app: App, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let poll = app.config().workers.poll;
         loop {
             if *stop.borrow() {
                 return;
             }
-            let round = match step(app.clone()).await {
+            let round = match crate::queue::work(&app, &w).await {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::error!(worker = name, error = %e, "worker step failed");
+                    tracing::error!(worker = w.kind, error = %e, "worker round failed");
                     Round::default()
                 }
             };
             if round.moved > 0 {
                 continue;
             }
-            // Sleep until woken, the next known due time, or the poll interval.
             let until_due = round
                 .wake_at
                 .map(|at| Duration::from_millis((at - crate::db::now_ms()).max(1) as u64))

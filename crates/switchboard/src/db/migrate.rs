@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0006_idempotency.sql"),
         postgres: None,
     },
+    Migration {
+        version: 7,
+        name: "jobs",
+        sql: include_str!("../../migrations/0007_jobs.sql"),
+        postgres: None,
+    },
 ];
 
 /// An arbitrary constant naming our advisory lock.

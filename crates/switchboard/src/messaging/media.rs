@@ -7,7 +7,9 @@ use super::Media;
 use crate::db::{now_ms, opt_str, Db, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::new_id;
+use crate::queue::{self, Job, Outcome, Worker};
 use crate::App;
+use std::time::Duration;
 
 pub async fn insert_pending(
     tx: &mut Tx,
@@ -18,11 +20,12 @@ pub async fn insert_pending(
     content_type: Option<&str>,
 ) -> DbResult<()> {
     let now = now_ms();
+    let id = new_id("med");
     sqlx::query(
         "INSERT INTO media (id, tenant_id, message_id, position, source_url, content_type, status, attempts, next_attempt_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
     )
-    .bind(new_id("med"))
+    .bind(&id)
     .bind(tenant_id)
     .bind(message_id)
     .bind(position)
@@ -31,7 +34,7 @@ pub async fn insert_pending(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    queue::enqueue(tx, WORKER.kind, &id, tenant_id, now).await
 }
 
 pub async fn for_message(db: &Db, tenant_id: &str, message_id: &str) -> DbResult<Vec<Media>> {
@@ -85,132 +88,85 @@ pub async fn content(app: &App, tenant_id: &str, id: &str) -> ApiResult<(String,
     Ok((ct, bytes))
 }
 
-struct Due {
-    id: String,
-    tenant_id: String,
-    url: String,
-    attempts: i64,
-}
+/// Downloading inbound media into storage.
+pub const WORKER: Worker = Worker {
+    kind: "media",
+    lease: |_| Duration::from_secs(60),
+    max_attempts: |c| c.workers.media_max_attempts,
+    batch: 16,
+    parallel: 4,
+    run: |app, job| Box::pin(async move { download(&app, &job).await }),
+    give_up: |app, job, error| {
+        Box::pin(async move { mark_failed(&app, &job.subject_id, &error).await })
+    },
+};
 
-/// Downloads due media.
-pub async fn work(app: &App) -> DbResult<super::dispatch::Round> {
-    let now = now_ms();
-    let lease = now + 60_000;
-    let rows = sqlx::query(
-        "SELECT id, tenant_id, source_url, attempts FROM media WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 16",
-    )
-    .bind(now)
-    .fetch_all(app.db().pool())
-    .await?;
-    let mut handled = 0;
-    for r in rows {
-        let d = Due {
-            id: r.get("id"),
-            tenant_id: r.get("tenant_id"),
-            url: r.get("source_url"),
-            attempts: r.get("attempts"),
-        };
-        // Claim: push the next attempt into the future so no other worker takes it meanwhile.
-        let claimed = sqlx::query("UPDATE media SET next_attempt_at = $1, attempts = attempts + 1 WHERE id = $2 AND status = 'pending' AND next_attempt_at <= $3")
-            .bind(lease)
-            .bind(&d.id)
-            .bind(now)
-            .execute(app.db().pool())
-            .await?
-            .rows_affected()
-            == 1;
-        if claimed {
-            download(app, &d).await?;
-            handled += 1;
-        }
-    }
-    Ok(super::dispatch::Round {
-        moved: handled,
-        wake_at: None,
-    })
-}
-
-async fn download(app: &App, d: &Due) -> DbResult<()> {
-    let attempt = d.attempts + 1;
-    let client = match app.twilio(&d.tenant_id).await {
-        Ok(c) => c,
-        Err(_) => {
-            return finish(
-                app,
-                &d.id,
-                Err(("failed", "the tenant has no Twilio credentials".into())),
-            )
-            .await
-        }
+async fn download(app: &App, job: &Job) -> DbResult<Outcome> {
+    let r = sqlx::query("SELECT source_url, status FROM media WHERE id = $1 AND tenant_id = $2")
+        .bind(&job.subject_id)
+        .bind(&job.tenant_id)
+        .fetch_optional(app.db().pool())
+        .await?;
+    let Some(r) = r.filter(|r| r.get::<String, _>("status") == "pending") else {
+        return Ok(Outcome::Done);
     };
-    if !client.base().covers(&d.url) {
-        return finish(
-            app,
-            &d.id,
-            Err((
-                "failed",
-                format!("refused: {} is not a Twilio media URL", d.url),
-            )),
-        )
-        .await;
+    let url: String = r.get("source_url");
+    let (id, tenant_id) = (&job.subject_id, &job.tenant_id);
+    let client = match app.twilio(tenant_id).await {
+        Ok(c) => c,
+        Err(_) => return fail(app, id, "the tenant has no Twilio credentials".into()).await,
+    };
+    if !client.base().covers(&url) {
+        return fail(app, id, format!("refused: {url} is not a Twilio media URL")).await;
     }
-    match client.download(&d.url, app.config().max_media_bytes).await {
+    match client.download(&url, app.config().max_media_bytes).await {
         Ok((ct, bytes)) => {
-            let key = format!("media/{}/{}", d.tenant_id, d.id);
+            let key = format!("media/{tenant_id}/{id}");
             if let Err(e) = app.storage().put(&key, &bytes).await {
                 tracing::error!(error = %e, "cannot store media");
-                return retry(app, &d.id, attempt, &format!("storage: {e}")).await;
+                return Ok(Outcome::Retry {
+                    error: format!("storage: {e}"),
+                    after: None,
+                });
             }
-            sqlx::query("UPDATE media SET status = 'stored', storage_key = $1, size = $2, content_type = COALESCE($3, content_type), error = NULL WHERE id = $4")
+            sqlx::query("UPDATE media SET status = 'stored', storage_key = $1, size = $2, content_type = COALESCE($3, content_type), error = NULL, attempts = $4 WHERE id = $5")
                 .bind(key)
                 .bind(bytes.len() as i64)
                 .bind(ct.map(|c| c.split(';').next().unwrap_or_default().trim().to_string()))
-                .bind(&d.id)
+                .bind(job.attempts)
+                .bind(id)
                 .execute(app.db().pool())
                 .await?;
-            Ok(())
+            Ok(Outcome::Done)
         }
         // Not there yet, rate limited, or a passing fault: try again later.
         Err(e) if e.status() == Some(404) || e.is_retryable() => {
-            retry(app, &d.id, attempt, &e.to_string()).await
+            sqlx::query("UPDATE media SET error = $1, attempts = $2 WHERE id = $3")
+                .bind(e.to_string())
+                .bind(job.attempts)
+                .bind(id)
+                .execute(app.db().pool())
+                .await?;
+            Ok(Outcome::Retry {
+                error: e.to_string(),
+                after: None,
+            })
         }
-        Err(e) => finish(app, &d.id, Err(("failed", e.to_string()))).await,
+        Err(e) => fail(app, id, e.to_string()).await,
     }
 }
 
-async fn retry(app: &App, id: &str, attempt: i64, error: &str) -> DbResult<()> {
-    if attempt >= app.config().workers.media_max_attempts {
-        return finish(
-            app,
-            id,
-            Err((
-                "failed",
-                format!("gave up after {attempt} attempts: {error}"),
-            )),
-        )
-        .await;
-    }
-    let delay = crate::workers::backoff(app.config().workers.backoff_base, attempt);
-    sqlx::query(
-        "UPDATE media SET next_attempt_at = $1, error = $2 WHERE id = $3 AND status = 'pending'",
-    )
-    .bind(now_ms() + delay.as_millis() as i64)
-    .bind(error)
-    .bind(id)
-    .execute(app.db().pool())
-    .await?;
-    Ok(())
+async fn fail(app: &App, id: &str, error: String) -> DbResult<Outcome> {
+    mark_failed(app, id, &error).await?;
+    Ok(Outcome::Failed { error })
 }
 
-async fn finish(app: &App, id: &str, outcome: Result<(), (&str, String)>) -> DbResult<()> {
-    if let Err((status, error)) = outcome {
-        tracing::warn!(media_id = id, %error, "media download failed");
-        sqlx::query("UPDATE media SET status = $1, error = $2 WHERE id = $3")
-            .bind(status)
-            .bind(error)
-            .bind(id)
-            .execute(app.db().pool())
-            .await?;
-    }
+async fn mark_failed(app: &App, id: &str, error: &str) -> DbResult<()> {
+    tracing::warn!(media_id = id, %error, "media download failed");
+    sqlx::query("UPDATE media SET status = 'failed', error = $1 WHERE id = $2")
+        .bind(error)
+        .bind(id)
+        .execute(app.db().pool())
+        .await?;
     Ok(())
 }

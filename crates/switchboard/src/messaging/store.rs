@@ -145,7 +145,16 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
             .bind(sent_at);
     }
     let rows = q.fetch_all(&mut **tx).await?;
-    Ok(rows.iter().map(|r| r.get("id")).collect())
+    let inserted: Vec<String> = rows.iter().map(|r| r.get("id")).collect();
+    // A message to send is a job of the queue, queued in the same transaction.
+    for m in ms
+        .iter()
+        .filter(|m| m.status == "accepted" && inserted.contains(&m.id))
+    {
+        let at = m.next_attempt_at.unwrap_or(m.now);
+        crate::queue::enqueue(tx, super::dispatch::WORKER.kind, &m.id, &m.tenant_id, at).await?;
+    }
+    Ok(inserted)
 }
 
 /// Stores an outbound message to send with its contact and thread (their ids are found or
@@ -782,35 +791,7 @@ pub async fn is_opted_out<'e>(
     Ok(r.is_some_and(|r| r.get::<i64, _>("opted_out") != 0))
 }
 
-// ---- The dispatch queue ----
-
-/// Outbound messages due for sending, oldest due first.
-pub async fn due(db: &Db, now: i64, limit: i64) -> DbResult<Vec<Stored>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {MSG_COLS} FROM messages WHERE status = 'accepted' AND next_attempt_at <= $1 \
-         ORDER BY next_attempt_at, id LIMIT $2"
-    ))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows.iter().map(row).collect())
-}
-
-/// Takes a due message for this worker: `accepted → submitting` with a lease. Only one worker
-/// (of any replica) wins.
-pub async fn claim(db: &Db, id: &str, now: i64, lease_until: i64) -> DbResult<bool> {
-    let res = sqlx::query(
-        "UPDATE messages SET status = 'submitting', status_rank = 1, lease_until = $1, submitted_at = $2, \
-         attempts = attempts + 1, updated_at = $2 WHERE id = $3 AND status = 'accepted'",
-    )
-    .bind(lease_until)
-    .bind(now)
-    .bind(id)
-    .execute(db.pool())
-    .await?;
-    Ok(res.rows_affected() == 1)
-}
+// ---- Sending ----
 
 /// When the sender's next send slot is free.
 pub async fn slot_free_at(db: &Db, number_id: &str) -> DbResult<i64> {
@@ -847,35 +828,12 @@ pub async fn reserve_slot(
     }
 }
 
-/// Gives a claimed message back to the queue, due at `at`. `undo_attempt` when Twilio was not called.
-pub async fn requeue(
-    db: &Db,
-    id: &str,
-    at: i64,
-    undo_attempt: bool,
-    error: Option<(&str, &str)>,
-) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE messages SET status = 'accepted', status_rank = 0, lease_until = NULL, next_attempt_at = $1, \
-         attempts = attempts - $2, error_code = COALESCE($3, error_code), error_message = COALESCE($4, error_message), \
-         updated_at = $5 WHERE id = $6 AND status = 'submitting'",
-    )
-    .bind(at)
-    .bind(undo_attempt as i64)
-    .bind(error.map(|e| e.0))
-    .bind(error.map(|e| e.1))
-    .bind(now_ms())
-    .bind(id)
-    .execute(db.pool())
-    .await?;
-    Ok(())
-}
-
-/// Records Twilio's SID for a submitted message. The status becomes `queued` unless a callback
-/// already moved it further.
+/// Records Twilio's SID for a submitted message and queues its status polls. The status
+/// becomes `queued` unless a callback already moved it further; an error a callback already
+/// reported (a 30003 that came before Twilio's slow answer to the create) is kept.
 pub async fn submitted(
-    db: &Db,
-    id: &str,
+    tx: &mut Tx,
+    m: &Stored,
     sid: &str,
     twilio_status: &str,
     poll_at: i64,
@@ -887,70 +845,21 @@ pub async fn submitted(
     };
     let rank = status_rank(status).unwrap_or(2);
     sqlx::query(
-        "UPDATE messages SET twilio_sid = $1, \
+        "UPDATE messages SET twilio_sid = COALESCE(twilio_sid, $1), \
          status = CASE WHEN status_rank < $2 THEN $3 ELSE status END, \
          status_rank = CASE WHEN status_rank < $2 THEN $2 ELSE status_rank END, \
-         lease_until = NULL, next_attempt_at = CASE WHEN status_rank < 5 THEN $6 ELSE NULL END, \
-         error_code = NULL, error_message = NULL, updated_at = $4 WHERE id = $5",
+         lease_until = NULL, next_attempt_at = NULL, \
+         error_code = CASE WHEN status_rank >= 5 THEN error_code END, \
+         error_message = CASE WHEN status_rank >= 5 THEN error_message END, updated_at = $4 WHERE id = $5",
     )
     .bind(sid)
     .bind(rank)
     .bind(status)
     .bind(now_ms())
-    .bind(id)
-    .bind(poll_at)
-    .execute(db.pool())
+    .bind(&m.view.id)
+    .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// Sent messages still waiting for a final status whose poll time has come (their callbacks
-/// may have been lost, e.g. while this server was down).
-pub async fn due_status_polls(db: &Db, now: i64, limit: i64) -> DbResult<Vec<Stored>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {MSG_COLS} FROM messages WHERE status IN ('queued', 'sending', 'sent') AND next_attempt_at <= $1 \
-         ORDER BY next_attempt_at LIMIT $2"
-    ))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows.iter().map(row).collect())
-}
-
-/// Sets the next status poll of an in-flight message (None: stop polling). Only the worker
-/// that moves the time forward from `seen` wins.
-pub async fn reschedule_poll(db: &Db, id: &str, seen: i64, next: Option<i64>) -> DbResult<bool> {
-    let res = sqlx::query("UPDATE messages SET next_attempt_at = $1 WHERE id = $2 AND next_attempt_at = $3 AND status IN ('queued', 'sending', 'sent')")
-        .bind(next)
-        .bind(id)
-        .bind(seen)
-        .execute(db.pool())
-        .await?;
-    Ok(res.rows_affected() == 1)
-}
-
-/// Messages whose submission lease ran out: the process may have died around the Twilio call.
-pub async fn stale_submitting(db: &Db, now: i64, limit: i64) -> DbResult<Vec<Stored>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {MSG_COLS} FROM messages WHERE status = 'submitting' AND lease_until < $1 ORDER BY lease_until LIMIT $2"
-    ))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows.iter().map(row).collect())
-}
-
-/// Re-takes a stale message for reconciliation (one worker wins).
-pub async fn reclaim(db: &Db, id: &str, now: i64, lease_until: i64) -> DbResult<bool> {
-    let res = sqlx::query("UPDATE messages SET lease_until = $1, updated_at = $2 WHERE id = $3 AND status = 'submitting' AND lease_until < $2")
-        .bind(lease_until)
-        .bind(now)
-        .bind(id)
-        .execute(db.pool())
-        .await?;
-    Ok(res.rows_affected() == 1)
+    crate::queue::enqueue(tx, "status_poll", &m.view.id, &m.tenant_id, poll_at).await
 }
 
 pub async fn sid_taken(db: &Db, sid: &str) -> DbResult<bool> {

@@ -10,8 +10,8 @@ use crate::db::{now_ms, opt_str, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{query_param, verify_twilio, Auth, JsonBody, TwilioForm};
 use crate::ids::new_id;
-use crate::messaging::dispatch::Round;
 use crate::phone::E164;
+use crate::queue::{self, Job, Outcome, Worker};
 use crate::App;
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -140,25 +140,46 @@ pub(crate) async fn create(
     }
     let id = new_id("call");
     let now = now_ms();
-    let inserted = sqlx::query(
-        "INSERT INTO calls (id, tenant_id, number_id, direction, from_number, to_number, status, status_rank, flow_id, request, \
-         metadata, idempotency_key, request_hash, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'outbound-api', $4, $5, 'accepted', 0, $6, $7, $8, $9, $10, $11, $11, $11)",
-    )
-    .bind(&id)
-    .bind(&tenant.id)
-    .bind(&number.id)
-    .bind(&number.phone_number)
-    .bind(to.as_str())
-    .bind(&flow_id)
-    .bind(serde_json::to_string(&req).unwrap_or_default())
-    .bind(&metadata)
-    .bind(&key)
-    .bind(&hash)
-    .bind(now)
-    .execute(app.db().pool())
-    .await
-    .map_err(DbError::from);
+    let row = std::sync::Arc::new((
+        id.clone(),
+        tenant.id.clone(),
+        number.id.clone(),
+        number.phone_number.clone(),
+        to.to_string(),
+        flow_id,
+        serde_json::to_string(&req).unwrap_or_default(),
+        metadata,
+        key.clone(),
+        hash.clone(),
+    ));
+    let inserted = app
+        .db()
+        .write(move |tx| {
+            let r = row.clone();
+            Box::pin(async move {
+                let (id, tenant_id, number_id, from, to, flow_id, request, metadata, key, hash) = &*r;
+                sqlx::query(
+                    "INSERT INTO calls (id, tenant_id, number_id, direction, from_number, to_number, status, status_rank, flow_id, request, \
+                     metadata, idempotency_key, request_hash, next_attempt_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 'outbound-api', $4, $5, 'accepted', 0, $6, $7, $8, $9, $10, $11, $11, $11)",
+                )
+                .bind(id)
+                .bind(tenant_id)
+                .bind(number_id)
+                .bind(from)
+                .bind(to)
+                .bind(flow_id)
+                .bind(request)
+                .bind(metadata)
+                .bind(key)
+                .bind(hash)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                queue::enqueue(tx, WORKER.kind, id, tenant_id, now).await
+            })
+        })
+        .await;
     let id = match inserted {
         Ok(_) => id,
         // Two requests raced with the same key: answer with the one that won.
@@ -203,102 +224,107 @@ struct Due {
     from: String,
     to: String,
     request: CallRequest,
-    attempts: i64,
     submitted_at: Option<i64>,
 }
 
-fn due_row(r: &sqlx::any::AnyRow) -> Option<Due> {
-    Some(Due {
-        id: r.get("id"),
-        tenant_id: r.get("tenant_id"),
-        number_id: opt_str(r, "number_id"),
-        from: r.get("from_number"),
-        to: r.get("to_number"),
-        request: serde_json::from_str(&opt_str(r, "request")?).ok()?,
-        attempts: r.get("attempts"),
-        submitted_at: r.try_get::<Option<i64>, _>("submitted_at").ok().flatten(),
-    })
-}
+/// Placing outbound calls with Twilio, paced per number, reconciled after a crash.
+pub const WORKER: Worker = Worker {
+    kind: "call",
+    lease: |c| c.submit_lease(),
+    max_attempts: |c| c.workers.max_attempts,
+    batch: 16,
+    parallel: 8,
+    run: |app, job| Box::pin(async move { run(&app, &job).await }),
+    give_up: |app, job, error| {
+        Box::pin(async move { fail(&app, &job.subject_id, "gave_up", &error).await })
+    },
+};
 
-const DUE_COLS: &str =
-    "id, tenant_id, number_id, from_number, to_number, request, attempts, submitted_at";
-
-/// Places due calls, after reconciling interrupted ones.
-pub async fn work(app: &App) -> DbResult<Round> {
-    let now = now_ms();
-    let lease = now + app.config().submit_lease().as_millis() as i64;
-    let mut moved = 0;
-    let stale = sqlx::query(&format!(
-        "SELECT {DUE_COLS} FROM calls WHERE status = 'submitting' AND lease_until < $1 LIMIT 8"
-    ))
-    .bind(now)
-    .fetch_all(app.db().pool())
+async fn due(app: &App, job: &Job) -> DbResult<Option<Due>> {
+    let r = sqlx::query(
+        "SELECT id, tenant_id, number_id, from_number, to_number, request, submitted_at, status \
+         FROM calls WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(&job.subject_id)
+    .bind(&job.tenant_id)
+    .fetch_optional(app.db().pool())
     .await?;
-    for d in stale.iter().filter_map(due_row) {
-        let taken = sqlx::query("UPDATE calls SET lease_until = $1 WHERE id = $2 AND status = 'submitting' AND lease_until < $3")
-            .bind(lease)
-            .bind(&d.id)
-            .bind(now)
-            .execute(app.db().pool())
-            .await?
-            .rows_affected()
-            == 1;
-        if taken {
-            moved += 1;
-            reconcile(app, &d).await?;
-        }
-    }
-    let due = sqlx::query(&format!("SELECT {DUE_COLS} FROM calls WHERE status = 'accepted' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 16"))
-        .bind(now)
-        .fetch_all(app.db().pool())
-        .await?;
-    let mut wake_at = None;
-    for d in due.iter().filter_map(due_row) {
-        // Pacing: calls per second per number, through the same shared slot as messages.
-        if let Some(number_id) = &d.number_id {
-            let sps = crate::tenants::store::get_number(app.db(), &d.tenant_id, number_id)
-                .await?
-                .map_or(app.config().default_segments_per_second, |n| {
-                    n.segments_per_second
-                });
-            let cost = (1000.0 / sps.max(0.001)).ceil() as i64;
-            if let Err(free_at) =
-                crate::messaging::store::reserve_slot(app.db(), number_id, now, cost, 0).await?
-            {
-                sqlx::query(
-                    "UPDATE calls SET next_attempt_at = $1 WHERE id = $2 AND status = 'accepted'",
-                )
-                .bind(free_at)
-                .bind(&d.id)
-                .execute(app.db().pool())
-                .await?;
-                wake_at = Some(wake_at.map_or(free_at, |w: i64| w.min(free_at)));
-                continue;
-            }
-        }
-        let claimed = sqlx::query(
-            "UPDATE calls SET status = 'submitting', lease_until = $1, submitted_at = $2, attempts = attempts + 1, updated_at = $2 WHERE id = $3 AND status = 'accepted'",
+    // Only a call we have not handed to Twilio yet is ours to place.
+    Ok(r.filter(|r| {
+        matches!(
+            r.get::<String, _>("status").as_str(),
+            "accepted" | "submitting"
         )
-        .bind(lease)
-        .bind(now)
-        .bind(&d.id)
-        .execute(app.db().pool())
-        .await?
-        .rows_affected()
-            == 1;
-        if claimed {
-            moved += 1;
-            place(app, &d).await?;
-        }
-    }
-    Ok(Round { moved, wake_at })
+    })
+    .and_then(|r| {
+        Some(Due {
+            id: r.get("id"),
+            tenant_id: r.get("tenant_id"),
+            number_id: opt_str(&r, "number_id"),
+            from: r.get("from_number"),
+            to: r.get("to_number"),
+            request: serde_json::from_str(&opt_str(&r, "request")?).ok()?,
+            submitted_at: r.try_get::<Option<i64>, _>("submitted_at").ok().flatten(),
+        })
+    }))
 }
 
-async fn place(app: &App, d: &Due) -> DbResult<()> {
+async fn run(app: &App, job: &Job) -> DbResult<Outcome> {
+    let Some(d) = due(app, job).await? else {
+        return Ok(Outcome::Done);
+    };
+    if job.submitting {
+        return reconcile(app, &d).await;
+    }
+    let now = now_ms();
+    // Pacing: calls per second per number, through the same shared slot as messages.
+    if let Some(number_id) = &d.number_id {
+        let sps = crate::tenants::store::get_number(app.db(), &d.tenant_id, number_id)
+            .await?
+            .map_or(app.config().default_segments_per_second, |n| {
+                n.segments_per_second
+            });
+        let cost = (1000.0 / sps.max(0.001)).ceil() as i64;
+        if let Err(free_at) =
+            crate::messaging::store::reserve_slot(app.db(), number_id, now, cost, 0).await?
+        {
+            return Ok(Outcome::Later { at: free_at });
+        }
+    }
+    // Marked before the call: if we stop now, whoever takes the job asks Twilio first.
+    let (job2, id) = (job.clone(), d.id.clone());
+    let held = app
+        .db()
+        .write(move |tx| {
+            let (job, id) = (job2.clone(), id.clone());
+            Box::pin(async move {
+                if !queue::mark_submitting(tx, &job).await? {
+                    return Ok(false);
+                }
+                sqlx::query("UPDATE calls SET status = 'submitting', submitted_at = $1, attempts = $2, updated_at = $1 WHERE id = $3 AND status IN ('accepted', 'submitting')")
+                    .bind(now_ms())
+                    .bind(job.attempts)
+                    .bind(&id)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(true)
+            })
+        })
+        .await?;
+    if !held {
+        return Ok(Outcome::Done);
+    }
+    place(app, &d).await
+}
+
+async fn place(app: &App, d: &Due) -> DbResult<Outcome> {
     let base = &app.config().public_url;
     let client = match app.twilio(&d.tenant_id).await {
         Ok(c) => c,
-        Err(e) => return fail(app, &d.id, "twilio_not_configured", &e.message).await,
+        Err(e) => {
+            fail(app, &d.id, "twilio_not_configured", &e.message).await?;
+            return Ok(Outcome::Failed { error: e.message });
+        }
     };
     let req = CreateCall {
         to: d.to.clone(),
@@ -322,60 +348,57 @@ async fn place(app: &App, d: &Due) -> DbResult<()> {
     };
     match client.create_call(&req).await {
         Ok(call) => {
-            advance(
-                app.db().pool(),
-                &d.id,
-                call.status.as_str(),
-                None,
-                Some(&call.sid),
-            )
-            .await?;
-            set_sid(app, &d.id, &call.sid).await
+            placed(app, &d.id, &call.sid, call.status.as_str()).await?;
+            Ok(Outcome::Done)
         }
         Err(e) if e.outcome_unknown() => {
             tracing::warn!(call_id = %d.id, error = %e, "no answer from Twilio; will reconcile");
-            sqlx::query(
-                "UPDATE calls SET lease_until = $1 WHERE id = $2 AND status = 'submitting'",
-            )
-            .bind(now_ms() - 1)
-            .bind(&d.id)
-            .execute(app.db().pool())
-            .await?;
-            Ok(())
+            Ok(Outcome::Unknown)
         }
-        Err(e) if e.is_retryable() && d.attempts + 1 < app.config().workers.max_attempts => {
-            let delay = crate::workers::backoff(app.config().workers.backoff_base, d.attempts + 1)
-                .max(e.retry_after().unwrap_or_default());
-            requeue(app, &d.id, now_ms() + delay.as_millis() as i64).await
-        }
+        Err(e) if e.is_retryable() => Ok(Outcome::Retry {
+            error: e.to_string(),
+            after: e.retry_after(),
+        }),
         Err(e) => {
             let code = e
                 .code()
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "transport".into());
-            fail(app, &d.id, &code, &e.to_string()).await
+            fail(app, &d.id, &code, &e.to_string()).await?;
+            Ok(Outcome::Failed {
+                error: e.to_string(),
+            })
         }
     }
 }
 
+/// Links Twilio's SID to the call (the first one given sticks).
 async fn set_sid(app: &App, id: &str, sid: &str) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE calls SET twilio_sid = COALESCE(twilio_sid, $1), lease_until = NULL WHERE id = $2",
-    )
-    .bind(sid)
-    .bind(id)
-    .execute(app.db().pool())
-    .await?;
-    Ok(())
-}
-
-async fn requeue(app: &App, id: &str, at: i64) -> DbResult<()> {
-    sqlx::query("UPDATE calls SET status = 'accepted', status_rank = 0, lease_until = NULL, next_attempt_at = $1 WHERE id = $2 AND status = 'submitting'")
-        .bind(at)
+    sqlx::query("UPDATE calls SET twilio_sid = COALESCE(twilio_sid, $1) WHERE id = $2")
+        .bind(sid)
         .bind(id)
         .execute(app.db().pool())
         .await?;
     Ok(())
+}
+
+/// Twilio has the call: its SID and first status, in one transaction.
+async fn placed(app: &App, id: &str, sid: &str, status: &str) -> DbResult<()> {
+    let (id, sid, status) = (id.to_string(), sid.to_string(), status.to_string());
+    app.db()
+        .write(move |tx| {
+            let (id, sid, status) = (id.clone(), sid.clone(), status.clone());
+            Box::pin(async move {
+                sqlx::query("UPDATE calls SET twilio_sid = COALESCE(twilio_sid, $1), lease_until = NULL WHERE id = $2")
+                    .bind(&sid)
+                    .bind(&id)
+                    .execute(&mut **tx)
+                    .await?;
+                advance(&mut **tx, &id, &status, None, Some(&sid)).await?;
+                Ok(())
+            })
+        })
+        .await
 }
 
 async fn fail(app: &App, id: &str, code: &str, message: &str) -> DbResult<()> {
@@ -391,9 +414,15 @@ async fn fail(app: &App, id: &str, code: &str, message: &str) -> DbResult<()> {
 }
 
 /// Did Twilio get the call before we lost track? Look for it; link it, or place it again.
-async fn reconcile(app: &App, d: &Due) -> DbResult<()> {
-    let Ok(client) = app.twilio(&d.tenant_id).await else {
-        return Ok(());
+async fn reconcile(app: &App, d: &Due) -> DbResult<Outcome> {
+    let client = match app.twilio(&d.tenant_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(Outcome::Retry {
+                error: e.message,
+                after: None,
+            })
+        }
     };
     let filter = ListCalls {
         to: Some(d.to.clone()),
@@ -405,7 +434,7 @@ async fn reconcile(app: &App, d: &Due) -> DbResult<()> {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(call_id = %d.id, error = %e, "cannot reconcile the call yet");
-            return Ok(());
+            return Ok(Outcome::Unknown);
         }
     };
     let since = d.submitted_at.unwrap_or(0) - 120_000;
@@ -418,20 +447,12 @@ async fn reconcile(app: &App, d: &Due) -> DbResult<()> {
             .is_some();
         if created >= since && !taken {
             tracing::info!(call_id = %d.id, sid = %c.sid, "reconciled: Twilio had the call");
-            set_sid(app, &d.id, &c.sid).await?;
-            advance(
-                app.db().pool(),
-                &d.id,
-                c.status.as_str(),
-                None,
-                Some(&c.sid),
-            )
-            .await?;
-            return Ok(());
+            placed(app, &d.id, &c.sid, c.status.as_str()).await?;
+            return Ok(Outcome::Done);
         }
     }
     tracing::info!(call_id = %d.id, "reconciled: Twilio never got the call; placing it again");
-    requeue(app, &d.id, now_ms()).await
+    Ok(Outcome::Later { at: now_ms() })
 }
 
 /// Twilio asks what to do now that the person answered: the call's flow, or its `say`.

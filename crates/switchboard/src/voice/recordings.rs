@@ -9,8 +9,8 @@ use crate::db::{now_ms, opt_str, Db, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Auth, JsonBody, QueryParams};
 use crate::ids::new_id;
-use crate::messaging::dispatch::Round;
 use crate::messaging::iso;
+use crate::queue::{self, Job, Outcome, Worker};
 use crate::App;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -20,6 +20,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
+use std::time::Duration;
 use twilio::Form;
 
 pub fn router() -> Router<App> {
@@ -112,25 +113,53 @@ async fn upsert_recording(db: &Db, c: &Call, form: &Form, kind: &str) -> DbResul
         .get("RecordingDuration")
         .and_then(|d| d.parse::<i64>().ok());
     let now = now_ms();
-    sqlx::query(
-        "INSERT INTO recordings (id, tenant_id, call_id, twilio_sid, source_url, duration, kind, status, attempts, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) ON CONFLICT (twilio_sid) DO NOTHING",
-    )
-    .bind(new_id("rec"))
-    .bind(&c.tenant_id)
-    .bind(&c.id)
-    .bind(sid)
-    .bind(url)
-    .bind(duration)
-    .bind(kind)
-    .bind(now)
-    .execute(db.pool())
-    .await?;
-    let r = sqlx::query("SELECT id FROM recordings WHERE twilio_sid = $1")
-        .bind(sid)
-        .fetch_one(db.pool())
+    let (tenant_id, call_id, sid, url, kind) = (
+        c.tenant_id.clone(),
+        c.id.clone(),
+        sid.to_string(),
+        url.to_string(),
+        kind.to_string(),
+    );
+    let id = db
+        .write(move |tx| {
+            let (tenant_id, call_id, sid, url, kind) = (
+                tenant_id.clone(),
+                call_id.clone(),
+                sid.clone(),
+                url.clone(),
+                kind.clone(),
+            );
+            Box::pin(async move {
+                let id = new_id("rec");
+                let inserted = sqlx::query(
+                    "INSERT INTO recordings (id, tenant_id, call_id, twilio_sid, source_url, duration, kind, status, attempts, next_attempt_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) ON CONFLICT (twilio_sid) DO NOTHING",
+                )
+                .bind(&id)
+                .bind(&tenant_id)
+                .bind(&call_id)
+                .bind(&sid)
+                .bind(&url)
+                .bind(duration)
+                .bind(&kind)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if inserted {
+                    queue::enqueue(tx, WORKER.kind, &id, &tenant_id, now).await?;
+                    return Ok(id);
+                }
+                let r = sqlx::query("SELECT id FROM recordings WHERE twilio_sid = $1")
+                    .bind(&sid)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                Ok(r.get::<String, _>("id"))
+            })
+        })
         .await?;
-    Ok(Some(r.get("id")))
+    Ok(Some(id))
 }
 
 /// A voicemail's `<Record>` finished: the recording and the voicemail are stored at once.
@@ -153,22 +182,48 @@ pub async fn voicemail_recorded(
         (true, false) => ("pending", Some("twilio")),
     };
     let now = now_ms();
-    sqlx::query(
-        "INSERT INTO voicemails (id, tenant_id, call_id, recording_id, from_number, to_number, status, transcription_status, \
-         transcription_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'new', $7, $8, $9, $9) \
-         ON CONFLICT (recording_id) DO NOTHING",
-    )
-    .bind(new_id("vm"))
-    .bind(&c.tenant_id)
-    .bind(&c.id)
-    .bind(&rec_id)
-    .bind(&c.from)
-    .bind(&c.to)
-    .bind(status)
-    .bind(source)
-    .bind(now)
-    .execute(app.db().pool())
-    .await?;
+    let (tenant_id, call_id, from, to) = (
+        c.tenant_id.clone(),
+        c.id.clone(),
+        c.from.clone(),
+        c.to.clone(),
+    );
+    app.db()
+        .write(move |tx| {
+            let (tenant_id, call_id, from, to, rec_id) = (
+                tenant_id.clone(),
+                call_id.clone(),
+                from.clone(),
+                to.clone(),
+                rec_id.clone(),
+            );
+            Box::pin(async move {
+                let id = new_id("vm");
+                let inserted = sqlx::query(
+                    "INSERT INTO voicemails (id, tenant_id, call_id, recording_id, from_number, to_number, status, transcription_status, \
+                     transcription_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'new', $7, $8, $9, $9) \
+                     ON CONFLICT (recording_id) DO NOTHING",
+                )
+                .bind(&id)
+                .bind(&tenant_id)
+                .bind(&call_id)
+                .bind(&rec_id)
+                .bind(&from)
+                .bind(&to)
+                .bind(status)
+                .bind(source)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if inserted && source == Some("stt") {
+                    queue::enqueue(tx, TRANSCRIPTIONS.kind, &id, &tenant_id, now).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
     if let Some(sid) = form.non_empty("RecordingSid") {
         apply_twilio_transcription(app.db(), sid).await?;
     }
@@ -238,100 +293,69 @@ async fn apply_twilio_transcription(db: &Db, recording_sid: &str) -> DbResult<()
     Ok(())
 }
 
-/// Downloads due recordings, then transcribes due voicemails.
-pub async fn work(app: &App) -> DbResult<Round> {
-    let now = now_ms();
-    let mut moved = 0;
-    let rows = sqlx::query("SELECT id, tenant_id, twilio_sid, source_url, attempts FROM recordings WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 8")
-        .bind(now)
-        .fetch_all(app.db().pool())
-        .await?;
-    for r in rows {
-        let id: String = r.get("id");
-        let attempts: i64 = r.get("attempts");
-        if !claim(app.db(), "recordings", "next_attempt_at", &id, now).await? {
-            continue;
-        }
-        moved += 1;
-        download(
-            app,
-            &id,
-            &r.get::<String, _>("tenant_id"),
-            &r.get::<String, _>("twilio_sid"),
-            &r.get::<String, _>("source_url"),
-            attempts + 1,
-        )
-        .await?;
-    }
-    if let Some(stt) = app.config().stt.clone() {
-        let rows = sqlx::query(
-            "SELECT v.id, v.tenant_id, v.transcription_attempts, r.storage_key FROM voicemails v JOIN recordings r ON r.id = v.recording_id \
-             WHERE v.transcription_status = 'pending' AND v.transcription_source = 'stt' AND r.status = 'stored' \
-             AND (v.transcription_next_at IS NULL OR v.transcription_next_at <= $1) LIMIT 4",
-        )
-        .bind(now)
-        .fetch_all(app.db().pool())
-        .await?;
-        for r in rows {
-            let id: String = r.get("id");
-            if !claim(app.db(), "voicemails", "transcription_next_at", &id, now).await? {
-                continue;
-            }
-            moved += 1;
-            let attempts: i64 = r.get::<i64, _>("transcription_attempts") + 1;
-            transcribe(app, &stt, &id, &r.get::<String, _>("storage_key"), attempts).await?;
-        }
-    }
-    Ok(Round {
-        moved,
-        wake_at: None,
-    })
-}
+/// Copying recordings from Twilio into storage.
+pub const WORKER: Worker = Worker {
+    kind: "recording",
+    lease: |_| Duration::from_secs(120),
+    max_attempts: |c| c.workers.media_max_attempts,
+    batch: 8,
+    parallel: 2,
+    run: |app, job| Box::pin(async move { download(&app, &job).await }),
+    give_up: |app, job, error| {
+        Box::pin(async move { recording_failed(&app, &job.subject_id, &error, job.attempts).await })
+    },
+};
 
-/// Pushes the row's next attempt a minute ahead so no other worker takes it meanwhile.
-async fn claim(db: &Db, table: &str, column: &str, id: &str, now: i64) -> DbResult<bool> {
-    let sql = format!(
-        "UPDATE {table} SET {column} = $1 WHERE id = $2 AND ({column} IS NULL OR {column} <= $3)"
-    );
-    Ok(sqlx::query(&sql)
-        .bind(now + 60_000)
-        .bind(id)
-        .bind(now)
-        .execute(db.pool())
-        .await?
-        .rows_affected()
-        == 1)
-}
+/// Transcribing voicemails with the configured speech-to-text service.
+pub const TRANSCRIPTIONS: Worker = Worker {
+    kind: "transcription",
+    lease: |_| Duration::from_secs(180),
+    max_attempts: |c| c.workers.media_max_attempts,
+    batch: 4,
+    parallel: 2,
+    run: |app, job| Box::pin(async move { transcribe(&app, &job).await }),
+    give_up: |app, job, error| {
+        Box::pin(async move {
+            transcription_ended(&app, &job.subject_id, Err(&error), job.attempts).await
+        })
+    },
+};
 
-async fn download(
-    app: &App,
-    id: &str,
-    tenant_id: &str,
-    sid: &str,
-    source: &str,
-    attempt: i64,
-) -> DbResult<()> {
-    let fail = |error: String| async move {
-        sqlx::query(
-            "UPDATE recordings SET status = 'failed', error = $1, attempts = $2 WHERE id = $3",
-        )
+async fn recording_failed(app: &App, id: &str, error: &str, attempts: i64) -> DbResult<()> {
+    sqlx::query("UPDATE recordings SET status = 'failed', error = $1, attempts = $2 WHERE id = $3")
         .bind(error)
-        .bind(attempt)
+        .bind(attempts)
         .bind(id)
         .execute(app.db().pool())
-        .await
-        .map(|_| ())
+        .await?;
+    Ok(())
+}
+
+async fn download(app: &App, job: &Job) -> DbResult<Outcome> {
+    let (id, tenant_id, attempt) = (&job.subject_id, &job.tenant_id, job.attempts);
+    let r = sqlx::query(
+        "SELECT twilio_sid, source_url, status FROM recordings WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(app.db().pool())
+    .await?;
+    let Some(r) = r.filter(|r| r.get::<String, _>("status") == "pending") else {
+        return Ok(Outcome::Done);
+    };
+    let (sid, source): (String, String) = (r.get("twilio_sid"), r.get("source_url"));
+    let fail = |error: String| async move {
+        recording_failed(app, id, &error, attempt).await?;
+        Ok(Outcome::Failed { error })
     };
     let client = match app.twilio(tenant_id).await {
         Ok(c) => c,
-        Err(e) => return fail(e.message).await.map_err(Into::into),
+        Err(e) => return fail(e.message).await,
     };
     // Twilio's RecordingUrl has no extension; `.wav` asks for the audio.
     let url = format!("{}.wav", source.trim_end_matches(".json"));
     if !client.base().covers(&url) {
-        return fail(format!("refused: {source} is not a Twilio URL"))
-            .await
-            .map_err(Into::into);
+        return fail(format!("refused: {source} is not a Twilio URL")).await;
     }
     match client
         .download(&url, app.config().max_media_bytes.max(50 << 20))
@@ -340,7 +364,7 @@ async fn download(
         Ok((ct, bytes)) => {
             let key = format!("recordings/{tenant_id}/{id}");
             if let Err(e) = app.storage().put(&key, &bytes).await {
-                return retry(app, id, attempt, &format!("storage: {e}")).await;
+                return retry(app, id, attempt, format!("storage: {e}")).await;
             }
             sqlx::query("UPDATE recordings SET status = 'stored', storage_key = $1, size = $2, content_type = $3, error = NULL, attempts = $4 WHERE id = $5")
                 .bind(&key)
@@ -351,55 +375,65 @@ async fn download(
                 .execute(app.db().pool())
                 .await?;
             if app.config().delete_recordings_at_twilio {
-                if let Err(e) = client.delete_recording(sid).await {
-                    tracing::warn!(recording = sid, error = %e, "copied, but could not delete the recording at Twilio");
+                if let Err(e) = client.delete_recording(&sid).await {
+                    tracing::warn!(recording = %sid, error = %e, "copied, but could not delete the recording at Twilio");
                 }
             }
             app.work_queued();
-            Ok(())
+            Ok(Outcome::Done)
         }
         Err(e) if e.status() == Some(404) || e.is_retryable() => {
-            retry(app, id, attempt, &e.to_string()).await
+            retry(app, id, attempt, e.to_string()).await
         }
-        Err(e) => fail(e.to_string()).await.map_err(Into::into),
+        Err(e) => fail(e.to_string()).await,
     }
 }
 
-async fn retry(app: &App, id: &str, attempt: i64, error: &str) -> DbResult<()> {
-    if attempt >= app.config().workers.media_max_attempts {
-        sqlx::query(
-            "UPDATE recordings SET status = 'failed', error = $1, attempts = $2 WHERE id = $3",
-        )
-        .bind(format!("gave up after {attempt} attempts: {error}"))
+async fn retry(app: &App, id: &str, attempt: i64, error: String) -> DbResult<Outcome> {
+    sqlx::query("UPDATE recordings SET error = $1, attempts = $2 WHERE id = $3")
+        .bind(&error)
         .bind(attempt)
         .bind(id)
         .execute(app.db().pool())
         .await?;
-        return Ok(());
-    }
-    let at = now_ms()
-        + crate::workers::backoff(app.config().workers.backoff_base, attempt).as_millis() as i64;
-    sqlx::query(
-        "UPDATE recordings SET next_attempt_at = $1, error = $2, attempts = $3 WHERE id = $4",
-    )
-    .bind(at)
-    .bind(error)
-    .bind(attempt)
-    .bind(id)
-    .execute(app.db().pool())
-    .await?;
-    Ok(())
+    Ok(Outcome::Retry { error, after: None })
 }
 
 /// Sends the audio to `{url}/audio/transcriptions` (OpenAI's API shape, which self-hosted
 /// Whisper servers also speak) and stores the text.
-async fn transcribe(
-    app: &App,
-    stt: &crate::config::Stt,
-    id: &str,
-    key: &str,
-    attempt: i64,
-) -> DbResult<()> {
+async fn transcribe(app: &App, job: &Job) -> DbResult<Outcome> {
+    let Some(stt) = app.config().stt.clone() else {
+        let error = "no speech-to-text service is configured".to_string();
+        transcription_ended(app, &job.subject_id, Err(&error), job.attempts).await?;
+        return Ok(Outcome::Failed { error });
+    };
+    let r = sqlx::query(
+        "SELECT v.transcription_status, r.status AS recording_status, r.storage_key FROM voicemails v \
+         JOIN recordings r ON r.id = v.recording_id WHERE v.id = $1 AND v.tenant_id = $2",
+    )
+    .bind(&job.subject_id)
+    .bind(&job.tenant_id)
+    .fetch_optional(app.db().pool())
+    .await?;
+    let Some(r) = r.filter(|r| r.get::<String, _>("transcription_status") == "pending") else {
+        return Ok(Outcome::Done);
+    };
+    match r.get::<String, _>("recording_status").as_str() {
+        "stored" => {}
+        "failed" => {
+            let error = "the recording could not be copied".to_string();
+            transcription_ended(app, &job.subject_id, Err(&error), job.attempts).await?;
+            return Ok(Outcome::Failed { error });
+        }
+        // The audio is still being copied: look again shortly.
+        _ => {
+            return Ok(Outcome::Later {
+                at: now_ms() + 1000,
+            })
+        }
+    }
+    let key: String = r.get("storage_key");
+    let key = key.as_str();
     let result: Result<String, String> = async {
         let audio = app
             .storage()
@@ -437,34 +471,46 @@ async fn transcribe(
             .ok_or_else(|| "the answer has no text".to_string())
     }
     .await;
-    let now = now_ms();
     match result {
         Ok(text) => {
-            sqlx::query("UPDATE voicemails SET transcription_status = 'completed', transcription_text = $1, transcription_error = NULL, transcription_attempts = $2, updated_at = $3 WHERE id = $4")
-                .bind(text)
-                .bind(attempt)
-                .bind(now)
-                .bind(id)
-                .execute(app.db().pool())
-                .await?;
+            transcription_ended(app, &job.subject_id, Ok(&text), job.attempts).await?;
+            Ok(Outcome::Done)
         }
         Err(error) => {
-            let give_up = attempt >= app.config().workers.media_max_attempts;
-            let next = now
-                + crate::workers::backoff(app.config().workers.backoff_base, attempt).as_millis()
-                    as i64;
-            tracing::warn!(voicemail = id, %error, attempt, "transcription failed");
-            sqlx::query("UPDATE voicemails SET transcription_status = $1, transcription_error = $2, transcription_attempts = $3, transcription_next_at = $4, updated_at = $5 WHERE id = $6")
-                .bind(if give_up { "failed" } else { "pending" })
-                .bind(error)
-                .bind(attempt)
-                .bind(next)
-                .bind(now)
-                .bind(id)
+            tracing::warn!(voicemail = %job.subject_id, %error, attempt = job.attempts, "transcription failed");
+            sqlx::query("UPDATE voicemails SET transcription_error = $1, transcription_attempts = $2, updated_at = $3 WHERE id = $4")
+                .bind(&error)
+                .bind(job.attempts)
+                .bind(now_ms())
+                .bind(&job.subject_id)
                 .execute(app.db().pool())
                 .await?;
+            Ok(Outcome::Retry { error, after: None })
         }
     }
+}
+
+/// Records the end of a voicemail's transcription: its text, or why there is none.
+async fn transcription_ended(
+    app: &App,
+    id: &str,
+    result: Result<&str, &str>,
+    attempts: i64,
+) -> DbResult<()> {
+    let (status, text, error) = match result {
+        Ok(t) => ("completed", Some(t), None),
+        Err(e) => ("failed", None, Some(e)),
+    };
+    sqlx::query("UPDATE voicemails SET transcription_status = $1, transcription_text = $2, transcription_error = $3, \
+                 transcription_attempts = $4, updated_at = $5 WHERE id = $6")
+        .bind(status)
+        .bind(text)
+        .bind(error)
+        .bind(attempts)
+        .bind(now_ms())
+        .bind(id)
+        .execute(app.db().pool())
+        .await?;
     Ok(())
 }
 
