@@ -47,9 +47,22 @@ async fn sendable(app: &App, job: &Job) -> DbResult<Option<Stored>> {
 }
 
 async fn send(app: &App, job: &Job) -> DbResult<Outcome> {
-    let Some(m) = sendable(app, job).await? else {
+    let Some(m) = store::get_any(app.db(), &job.subject_id)
+        .await?
+        .filter(|m| m.tenant_id == job.tenant_id)
+    else {
         return Ok(Outcome::Done);
     };
+    // A status callback linked Twilio's SID while we were waiting for Twilio's answer (and
+    // then we stopped): Twilio has it. Record it as submitted, so its status is polled.
+    if let Some(sid) = m.view.twilio_sid.clone() {
+        let status = m.view.status.clone();
+        submitted(app, &m, &sid, &status).await?;
+        return Ok(Outcome::Done);
+    }
+    if !matches!(m.view.status.as_str(), "accepted" | "submitting") {
+        return Ok(Outcome::Done);
+    }
     if job.submitting {
         return reconcile(app, &m).await;
     }

@@ -297,6 +297,17 @@ pub async fn drain(app: &App) -> DbResult<usize> {
     Ok(total)
 }
 
+/// How many jobs are running or due now (jobs due later do not count).
+pub async fn busy(db: &Db) -> DbResult<i64> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n FROM jobs WHERE state = 'running' OR (state = 'queued' AND run_at <= $1)",
+    )
+    .bind(now_ms())
+    .fetch_one(db.pool())
+    .await?;
+    Ok(r.get("n"))
+}
+
 /// Reads the depth and the age of the oldest due job of every kind into the metrics.
 pub async fn observe(app: &App) -> DbResult<()> {
     let now = now_ms();

@@ -242,19 +242,20 @@ pub const WORKER: Worker = Worker {
 
 async fn due(app: &App, job: &Job) -> DbResult<Option<Due>> {
     let r = sqlx::query(
-        "SELECT id, tenant_id, number_id, from_number, to_number, request, submitted_at, status \
+        "SELECT id, tenant_id, number_id, from_number, to_number, request, submitted_at, status, twilio_sid \
          FROM calls WHERE id = $1 AND tenant_id = $2",
     )
     .bind(&job.subject_id)
     .bind(&job.tenant_id)
     .fetch_optional(app.db().pool())
     .await?;
-    // Only a call we have not handed to Twilio yet is ours to place.
+    // Only a call Twilio does not have yet is ours to place: a webhook may have linked it
+    // already, while we were waiting for Twilio's answer.
     Ok(r.filter(|r| {
         matches!(
             r.get::<String, _>("status").as_str(),
             "accepted" | "submitting"
-        )
+        ) && opt_str(r, "twilio_sid").is_none()
     })
     .and_then(|r| {
         Some(Due {

@@ -415,3 +415,133 @@ async fn contacts_page_without_a_cap(b: Backend) {
     );
 }
 both!(contacts_page_without_a_cap);
+
+fn test_worker(
+    max_attempts: fn(&switchboard::config::Config) -> i64,
+) -> switchboard::queue::Worker {
+    switchboard::queue::Worker {
+        kind: "test",
+        lease: |_| std::time::Duration::from_secs(60),
+        max_attempts,
+        batch: 10,
+        parallel: 4,
+        run: |_, _| Box::pin(async { Ok(switchboard::queue::Outcome::Done) }),
+        give_up: |_, _, _| Box::pin(async { Ok(()) }),
+    }
+}
+
+async fn enqueue_n(t: &TestApp, n: usize) {
+    let tenant = t.get("/v1/tenant").await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.app
+        .db()
+        .write(move |tx| {
+            let tenant = tenant.clone();
+            Box::pin(async move {
+                for i in 0..n {
+                    switchboard::queue::enqueue(tx, "test", &format!("s{i}"), &tenant, 0).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+}
+
+/// Workers racing for one queue never hold the same job; a lease that runs out hands the job
+/// to the next claimer, marked if its holder had begun an outside call.
+async fn the_queue_hands_each_job_to_one_holder(b: Backend) {
+    use switchboard::queue::{claim, finish, Outcome};
+    let t = TestApp::start(b).await;
+    enqueue_n(&t, 100).await;
+    let w = test_worker(|_| 3);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let app = t.app.clone();
+        set.spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let jobs = claim(app.db(), &w, std::time::Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                if jobs.is_empty() {
+                    return got;
+                }
+                got.extend(jobs);
+            }
+        });
+    }
+    let all: Vec<_> = set.join_all().await.into_iter().flatten().collect();
+    let distinct: std::collections::HashSet<_> = all.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(
+        (all.len(), distinct.len()),
+        (100, 100),
+        "each job claimed once"
+    );
+
+    // Later is not a try; Retry is, until the attempts are spent.
+    let job = all.into_iter().find(|j| j.subject_id == "s0").unwrap();
+    finish(&t.app, &w, &job, Outcome::Later { at: 0 })
+        .await
+        .unwrap();
+    let again = claim(t.app.db(), &w, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.len(), again[0].attempts),
+        (1, 1),
+        "Later gave the try back"
+    );
+    finish(
+        &t.app,
+        &w,
+        &again[0],
+        Outcome::Retry {
+            error: "x".into(),
+            after: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        switchboard::queue::busy(t.app.db()).await.unwrap(),
+        99,
+        "retried later, not now"
+    );
+
+    // A holder that began an outside call and stopped: its lease runs out, the next holder
+    // is told to reconcile.
+    enqueue_n(&t, 101).await; // s100 is new
+    let held = claim(t.app.db(), &w, std::time::Duration::from_millis(0))
+        .await
+        .unwrap();
+    let h = held.into_iter().find(|j| j.subject_id == "s100").unwrap();
+    let h2 = h.clone();
+    t.app
+        .db()
+        .write(move |tx| {
+            let h = h2.clone();
+            Box::pin(async move { switchboard::queue::mark_submitting(tx, &h).await })
+        })
+        .await
+        .unwrap();
+    // Its zero-length lease ends with this millisecond.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let next = claim(t.app.db(), &w, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let n = next
+        .iter()
+        .find(|j| j.subject_id == "s100")
+        .expect("reclaimed");
+    assert!(n.submitting && n.attempts == 2, "{n:?}");
+    // The first holder's claim is gone: what it reports changes nothing.
+    finish(&t.app, &w, &h, Outcome::Done).await.unwrap();
+    finish(&t.app, &w, n, Outcome::Failed { error: "no".into() })
+        .await
+        .unwrap();
+    assert_eq!(switchboard::queue::busy(t.app.db()).await.unwrap(), 99);
+}
+both!(the_queue_hands_each_job_to_one_holder);

@@ -214,8 +214,14 @@ async fn kill_during_burst_loses_nothing_and_sends_nothing_twice(b: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Give any wrongful resend time to show up, then check the ledger.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once no message job is left, nothing more can be sent: the ledger below is final.
+    for _ in 0..600 {
+        if jobs(&http, &url, "message").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(jobs(&http, &url, "message").await, 0);
     let mut bodies = delivered_bodies(&http, &twin).await;
     let total = bodies.len();
     bodies.sort();
@@ -370,7 +376,13 @@ async fn sigterm_after_an_auto_reply_burst_stops_promptly_and_loses_nothing(b: B
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..600 {
+        if jobs(&http, &url, "message").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(jobs(&http, &url, "message").await, 0);
     let mut to = delivered_to(&http, &twin).await;
     let total = to.len();
     to.sort();
@@ -399,3 +411,123 @@ async fn sigterm_after_an_auto_reply_burst_stops_promptly_and_loses_nothing(b: B
     assert_eq!(inbound, REPLIES, "every text stored once");
 }
 both!(sigterm_after_an_auto_reply_burst_stops_promptly_and_loses_nothing);
+
+const CALLS: usize = 30;
+
+/// Jobs of `kind` queued or running, from `/metrics`.
+async fn jobs(http: &reqwest::Client, url: &str, kind: &str) -> i64 {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!(r#"switchboard_queue_depth{{kind="{kind}"}} "#)))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(-1)
+}
+
+/// Calls placed while Twilio answers slowly (so the server times out not knowing whether the
+/// call exists) and the server is killed mid-burst: after a restart every call is placed exactly
+/// once and linked to Twilio's call, found by reconciliation rather than placed again.
+async fn kill_during_slow_call_placement_places_each_call_once(b: Backend) {
+    let (database_url, _dir) = fresh_database(b).await;
+    let (_twin, twin) = start_twin();
+    let http = reqwest::Client::new();
+    // The answer comes after our 1 s timeout: the call exists at Twilio, we do not know it.
+    http.post(format!("{twin}/sim/control/faults"))
+        .json(&json!({"kind": "slow", "ms": 1500, "times": 5}))
+        .send()
+        .await
+        .unwrap();
+    let media = tempfile_dir::Dir::new();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let key = format!("sk_calls_{}", random_hex());
+    let env = server_env(&database_url, &url, &twin, &media, &key);
+    let mut server = start_server(&env, port);
+    wait_healthy(&http, &url).await;
+    let mut ids = Vec::new();
+    for i in 0..CALLS {
+        let r = http
+            .post(format!("{url}/v1/calls"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", format!("call-{i}"))
+            .json(&json!({"to": format!("+1415555{:04}", 4000 + i), "say": "Your order is ready."}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let twilio = twilio::Client::new(
+        twilio::Credentials::AuthToken {
+            account_sid: SID.into(),
+            auth_token: TOKEN.into(),
+        },
+        twilio::BaseUrl::new(format!("{twin}/sim/{{product}}")).unwrap(),
+    )
+    .unwrap();
+    let placed = async || {
+        let page = twilio
+            .list_calls(&twilio::rest::ListCalls {
+                page_size: Some(1000),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        page.items
+            .into_iter()
+            .map(|c| c.to.unwrap_or_default())
+            .collect::<Vec<String>>()
+    };
+    for _ in 0..400 {
+        if placed().await.len() >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.0.kill().unwrap(); // SIGKILL, with slow creates in flight
+    server.0.wait().unwrap();
+    let _server = start_server(&env, port);
+    wait_healthy(&http, &url).await;
+    let mut linked = 0;
+    for _ in 0..600 {
+        linked = 0;
+        for id in &ids {
+            let v: Value = http
+                .get(format!("{url}/v1/calls/{id}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["twilio_sid"].as_str().is_some() {
+                linked += 1;
+            }
+        }
+        // Every job finished too, so nothing more will be placed: the count below is final.
+        if linked == CALLS && jobs(&http, &url, "call").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(linked, CALLS, "every call linked to Twilio's");
+    assert_eq!(jobs(&http, &url, "call").await, 0, "no call left to place");
+    let mut to = placed().await;
+    let total = to.len();
+    to.sort();
+    to.dedup();
+    assert_eq!((to.len(), total), (CALLS, CALLS), "each call placed once");
+}
+both!(kill_during_slow_call_placement_places_each_call_once);

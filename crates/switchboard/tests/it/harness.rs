@@ -294,6 +294,20 @@ impl TestApp {
             .await
     }
 
+    /// Runs the queue until no job is running or due: whatever the work so far was going to do
+    /// has been done, so a test can check that something did *not* happen.
+    pub async fn settle(&self) {
+        for _ in 0..500 {
+            switchboard::queue::drain(&self.app).await.unwrap();
+            if switchboard::queue::busy(self.app.db()).await.unwrap() == 0 {
+                return;
+            }
+            // Jobs the server's own workers hold are finishing.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the queue never settled");
+    }
+
     /// Sends and asserts 202.
     pub async fn send(&self, body: Value) -> Value {
         let (s, v) = self.post("/v1/messages", body).await;

@@ -231,7 +231,7 @@ async fn auto_reply_with_special_characters(b: Backend) {
     assert_eq!(got[0].body, text);
     // Keywords get Twilio's own answer, not ours.
     t.handset_sms("+14155550188", NUMBER, "HELP", &[]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    t.settle().await;
     let ours: Vec<_> = t
         .deliveries_to("+14155550188")
         .into_iter()

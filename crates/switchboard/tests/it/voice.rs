@@ -187,7 +187,7 @@ async fn missed_call_texts_once_per_window(b: Backend) {
             (!d.is_empty()).then_some(d)
         })
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    t.settle().await;
     assert_eq!(
         t.deliveries_to(HANDSET).len(),
         1,
