@@ -297,7 +297,7 @@ async fn main() {
         }
         Proc(c.spawn().unwrap())
     };
-    let api = spawn("api");
+    let mut api = spawn("api");
     wait_healthy(&http, &url).await;
     println!(
         "database: {} | concurrency {} | {} requests per load test",
@@ -350,8 +350,17 @@ async fn main() {
     // 3. Dispatch: a worker drains the queue to the twin.
     let mut db = sqlx::AnyConnection::connect(&database_url).await.unwrap();
     let before = queued(&mut db).await;
+    // SQLite has one writer: its deployment is one process (`--role all`), so the dispatcher
+    // and the callbacks it causes share one. PostgreSQL runs a worker beside the API.
     let t = Instant::now();
-    let worker = spawn("worker");
+    let worker = if args.db == "sqlite" {
+        drop(api);
+        api = spawn("all");
+        wait_healthy(&http, &url).await;
+        None
+    } else {
+        Some(spawn("worker"))
+    };
     while queued(&mut db).await > 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if t.elapsed() > Duration::from_secs(600) {

@@ -22,7 +22,8 @@ pub const WORKER: Worker = Worker {
     lease: |c| c.submit_lease() + Duration::from_millis(SLOT_HORIZON_MS as u64),
     max_attempts: |c| c.workers.max_attempts,
     batch: 64,
-    parallel: 16,
+    // Twilio calls in flight at once: each waits on Twilio's answer, not on us.
+    parallel: 64,
     run: |app, job| Box::pin(async move { send(&app, &job).await }),
     give_up: |app, job, error| Box::pin(async move { give_up(&app, &job, &error).await }),
 };

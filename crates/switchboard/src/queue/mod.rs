@@ -101,10 +101,14 @@ pub async fn claim(db: &Db, w: &Worker, lease: Duration) -> DbResult<Vec<Job>> {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    // Two index ranges (due queued jobs in due order; running jobs of this kind, few), so the
+    // claim never sorts the whole queue.
     let sql = format!(
         "UPDATE jobs SET state = 'running', lease_until = $1, claim_token = $2, attempts = attempts + 1, updated_at = $3 \
-         WHERE id IN (SELECT id FROM jobs WHERE kind = $4 AND ((state = 'queued' AND run_at <= $3) \
-         OR (state = 'running' AND lease_until < $3)) ORDER BY run_at LIMIT $5{skip_locked}) \
+         WHERE id IN (SELECT id FROM jobs WHERE kind = $4 AND state = 'queued' AND run_at <= $3 \
+         ORDER BY run_at LIMIT $5{skip_locked}) \
+         OR id IN (SELECT id FROM jobs WHERE kind = $4 AND state = 'running' AND lease_until < $3 \
+         LIMIT $5{skip_locked}) \
          RETURNING id, subject_id, tenant_id, attempts, submitting"
     );
     let kind = w.kind;
@@ -223,34 +227,53 @@ pub struct Round {
     pub wake_at: Option<i64>,
 }
 
-/// One round of a worker: claims a batch and runs it, `w.parallel` at a time.
+/// One round of a worker: claims batches and runs them, `w.parallel` at a time, claiming the
+/// next batch as soon as there is room, until nothing more is due.
 pub async fn work(app: &App, w: &Worker) -> DbResult<Round> {
-    let jobs = claim(app.db(), w, (w.lease)(app.config())).await?;
-    let moved = jobs.len();
+    let lease = (w.lease)(app.config());
+    let mut moved = 0;
     let mut running = tokio::task::JoinSet::new();
-    for job in jobs {
-        while running.len() >= w.parallel.max(1) {
-            settle(running.join_next().await)?;
+    let mut exhausted = false;
+    loop {
+        let room = w.parallel.max(1) - running.len();
+        // Claim in batches: when a quarter of the places are free, or nothing is running.
+        let worth = room >= (w.parallel / 4).max(1) || running.is_empty();
+        let jobs = if worth && !exhausted {
+            let mut w2 = *w;
+            w2.batch = w.batch.min(room as i64).max(1);
+            claim(app.db(), &w2, lease).await?
+        } else {
+            Vec::new()
+        };
+        if jobs.is_empty() {
+            // Nothing due now: finish what is in flight, then end the round.
+            exhausted = true;
+            if running.is_empty() {
+                break;
+            }
         }
-        let (app, w) = (app.clone(), *w);
-        running.spawn(async move {
-            let span = tracing::info_span!("job", kind = w.kind, job_id = %job.id, attempt = job.attempts);
-            let outcome = tracing::Instrument::instrument((w.run)(app.clone(), job.clone()), span).await;
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::error!(kind = w.kind, job_id = %job.id, error = %e, "job failed on the database; retrying");
-                    Outcome::Retry {
-                        error: format!("database: {e}"),
-                        after: None,
+        moved += jobs.len();
+        for job in jobs {
+            let (app, w) = (app.clone(), *w);
+            running.spawn(async move {
+                let span = tracing::info_span!("job", kind = w.kind, job_id = %job.id, attempt = job.attempts);
+                let outcome =
+                    tracing::Instrument::instrument((w.run)(app.clone(), job.clone()), span).await;
+                let outcome = match outcome {
+                    Ok(o) => o,
+                    Err(e) => {
+                        tracing::error!(kind = w.kind, job_id = %job.id, error = %e, "job failed on the database; retrying");
+                        Outcome::Retry {
+                            error: format!("database: {e}"),
+                            after: None,
+                        }
                     }
-                }
-            };
-            finish(&app, &w, &job, outcome).await
-        });
-    }
-    while let Some(r) = running.join_next().await {
-        settle(Some(r))?;
+                };
+                finish(&app, &w, &job, outcome).await
+            });
+        }
+        // Wait for a place to free up before claiming again.
+        settle(running.join_next().await)?;
     }
     let wake_at = if moved == 0 {
         next_due(app.db(), w.kind).await?
