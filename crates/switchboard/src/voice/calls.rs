@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
+use std::sync::Arc;
 use twilio::Form;
 
 pub fn router() -> Router<App> {
@@ -176,20 +177,34 @@ async fn insert_event<'e>(
     Ok(())
 }
 
-/// Adds the steps a document ran to the call's path.
-async fn extend_path(db: &Db, c: &Call, steps: &[String]) -> DbResult<()> {
-    if steps.is_empty() {
+/// Adds the steps a document ran to the call's path and, when the call was answered now, its
+/// answer time: one statement, through the group-commit writer.
+async fn record_steps(db: &Db, c: &Call, steps: &[String], answered: bool) -> DbResult<()> {
+    if steps.is_empty() && !answered {
         return Ok(());
     }
     let mut path = c.path.clone();
     path.extend(steps.iter().cloned());
-    sqlx::query("UPDATE calls SET path = $1, updated_at = $2 WHERE id = $3")
-        .bind(serde_json::to_string(&path).unwrap_or_else(|_| "[]".into()))
-        .bind(now_ms())
-        .bind(&c.id)
-        .execute(db.pool())
-        .await?;
-    Ok(())
+    let path = serde_json::to_string(&path).unwrap_or_else(|_| "[]".into());
+    let id = c.id.clone();
+    db.write(move |tx| {
+        let (path, id) = (path.clone(), id.clone());
+        Box::pin(async move {
+            let now = now_ms();
+            sqlx::query(
+                "UPDATE calls SET path = $1, updated_at = $2, \
+                 answered_at = CASE WHEN $3 = 1 THEN COALESCE(answered_at, $2) ELSE answered_at END WHERE id = $4",
+            )
+            .bind(path)
+            .bind(now)
+            .bind(answered as i64)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        })
+    })
+    .await
 }
 
 /// Moves a call's status forward only; final statuses stick. Returns whether it moved.
@@ -408,7 +423,6 @@ fn unconfigured() -> Rendered {
 
 /// Records what a document did and carries out its effects.
 async fn finish(app: &App, c: &Call, r: Rendered) -> ApiResult<Response> {
-    extend_path(app.db(), c, &r.path).await?;
     // Twilio answers an inbound call when it starts on TwiML other than <Reject>; a number's
     // status callback only reports the end, so the answer time is taken here.
     let rejected = r
@@ -416,14 +430,8 @@ async fn finish(app: &App, c: &Call, r: Rendered) -> ApiResult<Response> {
         .verbs()
         .first()
         .is_some_and(|v| v.name() == "Reject");
-    if c.direction == "inbound" && !rejected && c.answered_at.is_none() {
-        sqlx::query("UPDATE calls SET answered_at = COALESCE(answered_at, $1) WHERE id = $2")
-            .bind(now_ms())
-            .bind(&c.id)
-            .execute(app.db().pool())
-            .await
-            .map_err(DbError::from)?;
-    }
+    let answered = c.direction == "inbound" && !rejected && c.answered_at.is_none();
+    record_steps(app.db(), c, &r.path, answered).await?;
     for e in &r.effects {
         match e {
             Effect::SendTemplate {
@@ -563,37 +571,53 @@ async fn incoming(
         .get("CallStatus")
         .filter(|s| call_rank(s).is_some())
         .unwrap_or("ringing");
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO calls (id, tenant_id, number_id, direction, from_number, to_number, status, status_rank, twilio_sid, flow_id, \
-         ringing_at, created_at, updated_at) VALUES ($1, $2, $3, 'inbound', $4, $5, $6, $7, $8, $9, $10, $10, $10) \
-         ON CONFLICT (twilio_sid) DO NOTHING",
-    )
-    .bind(new_id("call"))
-    .bind(&number.tenant_id)
-    .bind(&number.id)
-    .bind(&from)
-    .bind(&to)
-    .bind(status)
-    .bind(call_rank(status).unwrap_or(2))
-    .bind(&sid)
-    .bind(&number.flow_id)
-    .bind(now)
-    .execute(app.db().pool())
-    .await
-    .map_err(DbError::from)?;
-    let c = get_by_sid(app.db(), &sid)
+    // The call (once per CallSid, within the number's tenant) and the request that reported
+    // it, in one transaction.
+    let (number, form2, sid2) = (Arc::new(number), Arc::new(form.clone()), sid.clone());
+    let (status, from2, to2) = (status.to_string(), from.clone(), to.clone());
+    let c = app
+        .db()
+        .write(move |tx| {
+            let (number, form, sid) = (number.clone(), form2.clone(), sid2.clone());
+            let (status, from, to) = (status.clone(), from2.clone(), to2.clone());
+            Box::pin(async move {
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO calls (id, tenant_id, number_id, direction, from_number, to_number, status, status_rank, twilio_sid, flow_id, \
+                     ringing_at, created_at, updated_at) VALUES ($1, $2, $3, 'inbound', $4, $5, $6, $7, $8, $9, $10, $10, $10) \
+                     ON CONFLICT (twilio_sid) DO NOTHING",
+                )
+                .bind(new_id("call"))
+                .bind(&number.tenant_id)
+                .bind(&number.id)
+                .bind(&from)
+                .bind(&to)
+                .bind(&status)
+                .bind(call_rank(&status).unwrap_or(2))
+                .bind(&sid)
+                .bind(&number.flow_id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                let r = sqlx::query(&format!(
+                    "SELECT {CALL_COLS} FROM calls WHERE twilio_sid = $1 AND tenant_id = $2"
+                ))
+                .bind(&sid)
+                .bind(&number.tenant_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some(c) = r.as_ref().map(call) else {
+                    return Ok(None);
+                };
+                insert_event(&mut **tx, &c, "voice_request", Some(&status), true, &form).await?;
+                Ok(Some(c))
+            })
+        })
         .await?
-        .ok_or_else(ApiError::internal)?;
-    insert_event(
-        app.db().pool(),
-        &c,
-        "voice_request",
-        Some(status),
-        true,
-        &form,
-    )
-    .await?;
+        .ok_or_else(|| {
+            tracing::warn!(call_sid = %sid, "a CallSid of another tenant was reported for this number; refused");
+            ApiError::forbidden("this CallSid belongs to another account")
+        })?;
     let r = match load_flow(app.db(), &c.tenant_id, c.flow_id.as_deref()).await? {
         Some((_, flow)) => render_from(&flow, &flow.start, &ctx(&app, &c)),
         None => unconfigured(),
