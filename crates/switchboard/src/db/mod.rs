@@ -158,12 +158,13 @@ impl Db {
                 Box::pin(async move { begin_on(&write_pool, backend).await })
             })
         };
-        // SQLite has one writer by design; PostgreSQL takes several batches at once.
-        let writers = match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => 4,
+        // SQLite has one writer by design, and batches; PostgreSQL takes many writes at once,
+        // each in its own transaction.
+        let (writers, max_batch) = match backend {
+            Backend::Sqlite => (1, writer::SQLITE_BATCH),
+            Backend::Postgres => (8, 1),
         };
-        let writer = writer::Writer::start(writers, begin);
+        let writer = writer::Writer::start(writers, max_batch, begin);
         Ok(Db {
             pool,
             write_pool,

@@ -6,6 +6,10 @@
 //! disk, but a burst of N webhooks costs one fsync instead of N, and on SQLite no two
 //! connections ever fight over the write lock.
 //!
+//! On PostgreSQL each write keeps a transaction of its own (`max_batch` 1) on one of several
+//! writers: PostgreSQL already flushes concurrent commits together, and unrelated writes
+//! sharing a transaction would lock rows in no common order and deadlock each other.
+//!
 //! Writes are run optimistically together. If one fails (or the commit does), the batch is
 //! rolled back and every write in it is run again alone, so one bad write never takes the
 //! others down with it: writes must therefore be safe to run a second time after a rollback,
@@ -31,9 +35,9 @@ struct Job {
     done: oneshot::Sender<Output>,
 }
 
-/// Most writes one transaction takes: enough to amortise a flush, few enough that a failed
-/// batch is cheap to replay one by one.
-const MAX_BATCH: usize = 256;
+/// Most writes one transaction takes on SQLite: enough to amortise a flush, few enough that a
+/// failed batch is cheap to replay one by one.
+pub const SQLITE_BATCH: usize = 256;
 
 /// What the writers did, for `/metrics`.
 pub struct WriterStats {
@@ -65,9 +69,9 @@ pub type Begin = Arc<dyn Fn() -> BoxFuture<'static, DbResult<Tx>> + Send + Sync>
 
 impl Writer {
     /// Starts `writers` writer tasks that take jobs from one queue, each beginning its
-    /// transactions with `begin`.
-    pub fn start(writers: usize, begin: Begin) -> Writer {
-        let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 16);
+    /// transactions with `begin` and putting at most `max_batch` writes in one.
+    pub fn start(writers: usize, max_batch: usize, begin: Begin) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>(SQLITE_BATCH * 16);
         let rx = Arc::new(Mutex::new(rx));
         let stats = Arc::new(WriterStats::default());
         for _ in 0..writers.max(1) {
@@ -76,7 +80,7 @@ impl Writer {
             let stats = stats.clone();
             tokio::spawn(async move {
                 loop {
-                    let Some(batch) = take_batch(&rx, MAX_BATCH).await else {
+                    let Some(batch) = take_batch(&rx, max_batch.max(1)).await else {
                         return;
                     };
                     run_batch(&begin, batch, &stats).await;

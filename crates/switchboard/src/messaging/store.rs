@@ -108,6 +108,11 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
     if ms.is_empty() {
         return Ok(vec![]);
     }
+    // In MessageSid order, so that two batches holding the same repeated webhooks wait on each
+    // other in one order instead of deadlocking.
+    let mut sorted: Vec<&NewMessage> = ms.iter().collect();
+    sorted.sort_by(|a, b| a.twilio_sid.cmp(&b.twilio_sid));
+    let ms = sorted;
     let sql = format!(
         "INSERT INTO messages (id, tenant_id, direction, number_id, conversation_id, contact_id, from_number, to_number, \
          body, media_urls, status, status_rank, twilio_sid, encoding, segments, price_estimate, template_id, \
@@ -116,7 +121,7 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
         placeholders(tx, ms.len(), MESSAGE_INSERT_COLS)
     );
     let mut q = sqlx::query(&sql);
-    for m in ms {
+    for m in &ms {
         let sent_at = (m.direction == "inbound").then_some(m.now);
         q = q
             .bind(&m.id)
@@ -567,10 +572,13 @@ pub async fn upsert_conversations(
         .collect()
 }
 
-/// The keys in their first order, each once (one statement may not upsert a row twice).
-fn distinct<K: Eq + std::hash::Hash + Copy>(keys: &[K]) -> Vec<K> {
-    let mut seen = std::collections::HashSet::new();
-    keys.iter().copied().filter(|k| seen.insert(*k)).collect()
+/// The keys each once (one statement may not upsert a row twice), sorted: concurrent batches
+/// then lock their rows in one order and cannot deadlock each other.
+fn distinct<K: Ord + Copy>(keys: &[K]) -> Vec<K> {
+    let mut out = keys.to_vec();
+    out.sort();
+    out.dedup();
+    out
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
