@@ -147,7 +147,7 @@ impl Db {
                 (pool, write_pool)
             }
             Backend::Postgres => {
-                let pool = options(16, true).connect(&url).await?;
+                let pool = options(32, true).connect(&url).await?;
                 (pool.clone(), pool)
             }
         };
@@ -162,7 +162,7 @@ impl Db {
         // each in its own transaction.
         let (writers, max_batch) = match backend {
             Backend::Sqlite => (1, writer::SQLITE_BATCH),
-            Backend::Postgres => (8, 1),
+            Backend::Postgres => (0, 1),
         };
         let writer = writer::Writer::start(writers, max_batch, begin);
         Ok(Db {

@@ -60,7 +60,9 @@ impl Default for WriterStats {
 
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    /// Batched writers' queue; None when each write runs on its own.
+    tx: Option<mpsc::Sender<Job>>,
+    begin: Begin,
     pub stats: Arc<WriterStats>,
 }
 
@@ -71,9 +73,17 @@ impl Writer {
     /// Starts `writers` writer tasks that take jobs from one queue, each beginning its
     /// transactions with `begin` and putting at most `max_batch` writes in one.
     pub fn start(writers: usize, max_batch: usize, begin: Begin) -> Writer {
+        let stats = Arc::new(WriterStats::default());
+        if max_batch <= 1 {
+            // Nothing to batch: each write runs in a task of its own as it comes.
+            return Writer {
+                tx: None,
+                begin,
+                stats,
+            };
+        }
         let (tx, rx) = mpsc::channel::<Job>(SQLITE_BATCH * 16);
         let rx = Arc::new(Mutex::new(rx));
-        let stats = Arc::new(WriterStats::default());
         for _ in 0..writers.max(1) {
             let rx = rx.clone();
             let begin = begin.clone();
@@ -87,7 +97,11 @@ impl Writer {
                 }
             });
         }
-        Writer { tx, stats }
+        Writer {
+            tx: Some(tx),
+            begin,
+            stats,
+        }
     }
 
     /// Runs `work` in a transaction shared with other writes and returns its result once
@@ -98,14 +112,28 @@ impl Writer {
         F: for<'a> FnMut(&'a mut Tx) -> BoxFuture<'a, DbResult<T>> + Send + 'static,
     {
         let (done, rx) = oneshot::channel();
-        let work: Work = Box::new(move |tx| {
+        let mut work: Work = Box::new(move |tx| {
             let fut = work(tx);
             Box::pin(async move { fut.await.map(|v| Box::new(v) as Box<dyn Any + Send>) })
         });
-        self.tx
-            .send(Job { work, done })
-            .await
-            .map_err(|_| DbError::WriterGone)?;
+        match &self.tx {
+            Some(queue) => queue
+                .send(Job { work, done })
+                .await
+                .map_err(|_| DbError::WriterGone)?,
+            None => {
+                // A task of its own, so a caller that goes away (a client hanging up) never
+                // leaves the transaction half-done.
+                let (begin, stats) = (self.begin.clone(), self.stats.clone());
+                tokio::spawn(async move {
+                    stats.writes.inc();
+                    stats.batch_size.observe(1.0);
+                    let out = run_alone(&begin, &mut work).await;
+                    stats.commits.inc();
+                    let _ = done.send(out);
+                });
+            }
+        }
         let out = rx.await.map_err(|_| DbError::WriterGone)??;
         Ok(*out
             .downcast::<T>()
