@@ -102,8 +102,42 @@ async fn rate_limits_are_retried(b: Backend) {
     t.fault(json!({"kind": "rate_limit", "retry_after_secs": 1, "times": 2}))
         .await;
     let m = t.send(json!({"to": HANDSET, "body": "patience"})).await;
-    let done = t.wait_status(m["id"].as_str().unwrap(), "delivered").await;
+    let id = m["id"].as_str().unwrap().to_string();
+    // What the API shows only moves forward, through the retries too.
+    let rank = |s: &str| {
+        [
+            "accepted",
+            "submitting",
+            "queued",
+            "sending",
+            "sent",
+            "delivered",
+        ]
+        .iter()
+        .position(|x| *x == s)
+        .unwrap_or_else(|| panic!("unexpected status {s}"))
+    };
+    let mut seen = vec!["accepted".to_string()];
+    let done = t
+        .eventually("delivered after the retries", async || {
+            let (_, v) = t.get(&format!("/v1/messages/{id}")).await;
+            let s = v["status"].as_str().unwrap().to_string();
+            if seen.last() != Some(&s) {
+                seen.push(s.clone());
+            }
+            (s == "delivered").then_some(v)
+        })
+        .await;
+    assert!(
+        seen.windows(2).all(|w| rank(&w[0]) < rank(&w[1])),
+        "statuses only move forward: {seen:?}"
+    );
     assert_eq!(done["attempts"], 3);
+    assert_eq!(
+        done["error_code"],
+        Value::Null,
+        "a delivered message shows no error"
+    );
     assert_eq!(t.deliveries_to(HANDSET).len(), 1);
 }
 both!(rate_limits_are_retried);
