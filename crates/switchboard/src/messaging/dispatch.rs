@@ -260,7 +260,7 @@ async fn fail(app: &App, m: &Stored, code: &str, message: &str) -> DbResult<()> 
 }
 
 async fn fail_in(tx: &mut Tx, m: &Stored, code: &str, message: &str) -> DbResult<()> {
-    store::advance_status(tx, &m.view.id, "failed", Some((code, message)), None, None).await?;
+    store::advance_status(tx, &m.view.id, "failed", Some((code, message)), None).await?;
     let payload = serde_json::json!({ "error_code": code, "error_message": message });
     store::insert_event(
         tx,
@@ -361,7 +361,7 @@ async fn poll(app: &App, job: &Job) -> DbResult<Outcome> {
             let (code, text, payload) = (code.clone(), text.clone(), payload.clone());
             Box::pin(async move {
                 let error = code.as_deref().zip(text.as_deref());
-                let applied = store::advance_status(tx, &id, &status, error, None, None).await?;
+                let applied = store::advance_status(tx, &id, &status, error, None).await?;
                 store::insert_event(
                     tx,
                     &tenant_id,

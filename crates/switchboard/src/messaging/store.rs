@@ -1,7 +1,7 @@
 //! SQL for messages, their events, threads, opt-outs and the dispatch queue (the message row is
 //! the job). Every query that reads or changes a tenant's rows names the tenant.
 
-use super::{is_terminal, iso, status_rank, Event, Message, TERMINAL};
+use super::{iso, status_rank, Event, Message, TERMINAL};
 use crate::db::{now_ms, opt_str, placeholders, Db, DbResult, Row};
 use crate::ids::new_id;
 use sqlx::any::AnyRow;
@@ -314,7 +314,6 @@ pub async fn advance_status(
     status: &str,
     error: Option<(&str, &str)>,
     twilio_sid: Option<&str>,
-    poll_at: Option<i64>,
 ) -> DbResult<bool> {
     let Some(rank) = status_rank(status) else {
         return Ok(false);
@@ -326,7 +325,7 @@ pub async fn advance_status(
         "UPDATE messages SET status = $1, status_rank = $2, updated_at = $3, \
          sent_at = COALESCE(sent_at, $4), delivered_at = COALESCE(delivered_at, $5), \
          error_code = COALESCE($6, error_code), error_message = COALESCE($7, error_message), \
-         twilio_sid = COALESCE(twilio_sid, $8), lease_until = NULL, next_attempt_at = $10 \
+         twilio_sid = COALESCE(twilio_sid, $8) \
          WHERE id = $9 AND status_rank < $2 AND status NOT IN ({})",
         TERMINAL
             .iter()
@@ -343,7 +342,6 @@ pub async fn advance_status(
     .bind(error.map(|e| e.1))
     .bind(twilio_sid)
     .bind(id)
-    .bind(poll_at.filter(|_| !is_terminal(status) && status != "delivered"))
     .execute(&mut **tx)
     .await?;
     Ok(res.rows_affected() == 1)
@@ -357,8 +355,6 @@ pub struct StatusUpdate {
     /// Twilio's error code and message, when the callback carries one.
     pub error: Option<(String, String)>,
     pub message_sid: String,
-    /// When to ask Twilio if no final status has come by then.
-    pub poll_at: i64,
     pub raw: serde_json::Value,
 }
 
@@ -366,15 +362,7 @@ pub struct StatusUpdate {
 /// one transaction. Returns whether the status moved.
 pub async fn record_status(tx: &mut Tx, u: &StatusUpdate) -> DbResult<bool> {
     let error = u.error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
-    let applied = advance_status(
-        tx,
-        &u.message_id,
-        &u.status,
-        error,
-        Some(&u.message_sid),
-        Some(u.poll_at),
-    )
-    .await?;
+    let applied = advance_status(tx, &u.message_id, &u.status, error, Some(&u.message_sid)).await?;
     insert_event(
         tx,
         &u.tenant_id,

@@ -122,7 +122,6 @@ async fn status(
         status: cb.status.as_str().to_string(),
         error: code.zip(message),
         message_sid: cb.message_sid,
-        poll_at: now_ms() + app.config().workers.status_poll_after.as_millis() as i64,
         raw: raw(&form),
     });
     let applied = app
