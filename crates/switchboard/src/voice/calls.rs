@@ -575,14 +575,14 @@ async fn incoming(
     // it, in one transaction.
     let (number, form2, sid2) = (Arc::new(number), Arc::new(form.clone()), sid.clone());
     let (status, from2, to2) = (status.to_string(), from.clone(), to.clone());
-    let c = app
+    let (c, first) = app
         .db()
         .write(move |tx| {
             let (number, form, sid) = (number.clone(), form2.clone(), sid2.clone());
             let (status, from, to) = (status.clone(), from2.clone(), to2.clone());
             Box::pin(async move {
                 let now = now_ms();
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO calls (id, tenant_id, number_id, direction, from_number, to_number, status, status_rank, twilio_sid, flow_id, \
                      ringing_at, created_at, updated_at) VALUES ($1, $2, $3, 'inbound', $4, $5, $6, $7, $8, $9, $10, $10, $10) \
                      ON CONFLICT (twilio_sid) DO NOTHING",
@@ -598,7 +598,9 @@ async fn incoming(
                 .bind(&number.flow_id)
                 .bind(now)
                 .execute(&mut **tx)
-                .await?;
+                .await?
+                .rows_affected()
+                    == 1;
                 let r = sqlx::query(&format!(
                     "SELECT {CALL_COLS} FROM calls WHERE twilio_sid = $1 AND tenant_id = $2"
                 ))
@@ -609,8 +611,13 @@ async fn incoming(
                 let Some(c) = r.as_ref().map(call) else {
                     return Ok(None);
                 };
-                insert_event(&mut **tx, &c, "voice_request", Some(&status), true, &form).await?;
-                Ok(Some(c))
+                // A repeat of the webhook (Twilio retrying, or a replay) is answered as before
+                // and stores nothing.
+                if inserted {
+                    insert_event(&mut **tx, &c, "voice_request", Some(&status), true, &form)
+                        .await?;
+                }
+                Ok(Some((c, inserted)))
             })
         })
         .await?
@@ -622,6 +629,9 @@ async fn incoming(
         Some((_, flow)) => render_from(&flow, &flow.start, &ctx(&app, &c)),
         None => unconfigured(),
     };
+    if !first {
+        return Ok(twiml_response(&r));
+    }
     finish(&app, &c, r).await
 }
 

@@ -295,17 +295,34 @@ async fn call_webhooks_are_signed_and_statuses_never_go_back(b: Backend) {
         doc.contains("cannot take calls"),
         "a number without a flow says so: {doc}"
     );
-    // Twilio repeats the request: still one call.
-    t.http
-        .post(&url)
-        .header("X-Twilio-Signature", &sig)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    // Twilio repeats the request (or someone replays it): still one call, answered as before,
+    // with nothing stored twice.
+    let (_, calls) = t.get("/v1/calls").await;
+    let id = calls["data"][0]["id"].as_str().unwrap().to_string();
+    let (_, before) = t.get(&format!("/v1/calls/{id}")).await;
+    for _ in 0..3 {
+        let again = t
+            .http
+            .post(&url)
+            .header("X-Twilio-Signature", &sig)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(again, doc, "a repeat gets the same answer");
+    }
     let (_, calls) = t.get("/v1/calls").await;
     assert_eq!(calls["data"].as_array().unwrap().len(), 1);
-    let id = calls["data"][0]["id"].as_str().unwrap().to_string();
+    let (_, after) = t.get(&format!("/v1/calls/{id}")).await;
+    assert_eq!(after["path"], before["path"], "the flow did not run again");
+    assert_eq!(
+        after["events"].as_array().unwrap().len(),
+        before["events"].as_array().unwrap().len(),
+        "no event stored for the repeats"
+    );
     let status_url = format!("{}/twilio/voice/status", t.url);
     let post = |status: &'static str, seq: &'static str| {
         let f = vec![
