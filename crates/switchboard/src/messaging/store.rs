@@ -1,7 +1,7 @@
 //! SQL for messages, their events, threads, opt-outs and the dispatch queue (the message row is
 //! the job). Every query that reads or changes a tenant's rows names the tenant.
 
-use super::{iso, status_rank, Event, Message, TERMINAL};
+use super::{is_terminal, iso, status_rank, Event, Message, TERMINAL};
 use crate::db::{now_ms, opt_str, placeholders, Db, DbResult, Row};
 use crate::ids::new_id;
 use sqlx::any::AnyRow;
@@ -373,6 +373,10 @@ pub async fn record_status(tx: &mut Tx, u: &StatusUpdate) -> DbResult<bool> {
         &u.raw,
     )
     .await?;
+    // The final status came: no need to ask Twilio for it later.
+    if applied && (is_terminal(&u.status) || u.status == "delivered") {
+        crate::queue::cancel(tx, super::dispatch::STATUS_POLLS.kind, &u.message_id).await?;
+    }
     Ok(applied)
 }
 
@@ -843,22 +847,30 @@ pub async fn submitted(
         "queued"
     };
     let rank = status_rank(status).unwrap_or(2);
-    sqlx::query(
+    let row = sqlx::query(
         "UPDATE messages SET twilio_sid = COALESCE(twilio_sid, $1), \
          status = CASE WHEN status_rank < $2 THEN $3 ELSE status END, \
          status_rank = CASE WHEN status_rank < $2 THEN $2 ELSE status_rank END, \
          lease_until = NULL, next_attempt_at = NULL, \
          error_code = CASE WHEN status_rank >= 5 THEN error_code END, \
-         error_message = CASE WHEN status_rank >= 5 THEN error_message END, updated_at = $4 WHERE id = $5",
+         error_message = CASE WHEN status_rank >= 5 THEN error_message END, updated_at = $4 WHERE id = $5 \
+         RETURNING status",
     )
     .bind(sid)
     .bind(rank)
     .bind(status)
     .bind(now_ms())
     .bind(&m.view.id)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    crate::queue::enqueue(tx, "status_poll", &m.view.id, &m.tenant_id, poll_at).await
+    // Polls only for a message whose final status has not come yet.
+    let now = row.map(|r| r.get::<String, _>("status"));
+    match now.as_deref() {
+        Some(s) if !is_terminal(s) && s != "delivered" => {
+            crate::queue::enqueue(tx, "status_poll", &m.view.id, &m.tenant_id, poll_at).await
+        }
+        _ => Ok(()),
+    }
 }
 
 pub async fn sid_taken(db: &Db, sid: &str) -> DbResult<bool> {

@@ -94,6 +94,16 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// Drops the queued (not running) job of `kind` for `subject_id`, in the caller's transaction:
+/// for work that became needless (a status poll once the final status came).
+pub async fn cancel(tx: &mut Tx, kind: &str, subject_id: &str) -> DbResult<()> {
+    sqlx::query("DELETE FROM jobs WHERE id = $1 AND state = 'queued'")
+        .bind(format!("{kind}:{subject_id}"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Claims up to `w.batch` due jobs of the worker's kind — queued ones whose time has come, and
 /// running ones whose holder's lease ran out — in one statement.
 pub async fn claim(db: &Db, w: &Worker, lease: Duration) -> DbResult<Vec<Job>> {

@@ -139,6 +139,16 @@ async fn rate_limits_are_retried(b: Backend) {
         "a delivered message shows no error"
     );
     assert_eq!(t.deliveries_to(HANDSET).len(), 1);
+    // Delivered: no job is left for it (no status poll waiting either).
+    let left: i64 = sqlx::Row::get(
+        &sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE subject_id = $1")
+            .bind(&id)
+            .fetch_one(t.app.db().pool())
+            .await
+            .unwrap(),
+        "n",
+    );
+    assert_eq!(left, 0, "no job left for a delivered message");
 }
 both!(rate_limits_are_retried);
 
