@@ -479,11 +479,13 @@ async fn run_tenant(target: Target, cmd: TenantCommand) -> ExitCode {
                 let phone = crate::phone::E164::parse(&phone_number, &t.default_region)
                     .map_err(|e| e.to_string())?;
                 let client = app.twilio(&t.id).await.map_err(|e| e.message)?;
-                let sid = crate::numbers::point_webhooks(&app, &client, phone.as_str()).await?;
+                let sid =
+                    crate::numbers::setup::point_webhooks(&app, &client, phone.as_str()).await?;
                 let rate = segments_per_second.unwrap_or(app.config().default_segments_per_second);
-                let n = tenants::add_number(db, &t.id, phone.as_str(), rate, Some(&sid))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let n =
+                    crate::numbers::store::add_number(db, &t.id, phone.as_str(), rate, Some(&sid))
+                        .await
+                        .map_err(|e| e.to_string())?;
                 out!(
                     "number {} ({}) attached; its webhooks point at {}",
                     n.id,

@@ -86,7 +86,7 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
                     "a number from 0.01 to 1000",
                 )
             })?,
-        None => crate::tenants::DEFAULT_SEGMENTS_PER_SECOND,
+        None => crate::numbers::DEFAULT_SEGMENTS_PER_SECOND,
     };
     let twilio_timeout = match env("SWITCHBOARD_TWILIO_TIMEOUT_SECS") {
         Some(v) => v
@@ -271,7 +271,7 @@ pub async fn ensure_tenant(app: &App, t: &DefaultTenant) -> Result<String, Strin
     for raw in &t.numbers {
         let phone = crate::phone::E164::parse(raw, &app.config().default_region)
             .map_err(|e| format!("TWILIO_PHONE_NUMBER: {e}"))?;
-        let sid = match crate::numbers::point_webhooks(app, &client, phone.as_str()).await {
+        let sid = match crate::numbers::setup::point_webhooks(app, &client, phone.as_str()).await {
             Ok(sid) => Some(sid),
             Err(e) => {
                 tracing::warn!(number = %phone, error = %e, "could not point the number's webhooks here");
@@ -281,16 +281,16 @@ pub async fn ensure_tenant(app: &App, t: &DefaultTenant) -> Result<String, Strin
         let rate = t
             .segments_per_second
             .unwrap_or(app.config().default_segments_per_second);
-        match tenants::number_by_phone(db, phone.as_str())
+        match crate::numbers::store::number_by_phone(db, phone.as_str())
             .await
             .map_err(|e| e.to_string())?
         {
             Some(n) if n.tenant_id == tenant.id => {
-                tenants::update_number(
+                crate::numbers::store::update_number(
                     db,
                     &tenant.id,
                     &n.id,
-                    tenants::NumberChange {
+                    crate::numbers::store::NumberChange {
                         segments_per_second: t.segments_per_second,
                         twilio_sid: sid.as_deref(),
                         ..Default::default()
@@ -301,9 +301,15 @@ pub async fn ensure_tenant(app: &App, t: &DefaultTenant) -> Result<String, Strin
             }
             Some(_) => return Err(format!("{phone} belongs to another tenant")),
             None => {
-                tenants::add_number(db, &tenant.id, phone.as_str(), rate, sid.as_deref())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                crate::numbers::store::add_number(
+                    db,
+                    &tenant.id,
+                    phone.as_str(),
+                    rate,
+                    sid.as_deref(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
             }
         }
     }

@@ -23,6 +23,7 @@ pub fn router(app: App) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(crate::telemetry::metrics))
         .merge(crate::tenants::api::router())
+        .merge(crate::numbers::api::router())
         .merge(crate::messaging::api::router())
         .merge(crate::messaging::contacts::router())
         .merge(crate::messaging::templates::router())

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{Auth, JsonBody, QueryParams};
 use crate::ids::{is_id, new_id};
 use crate::phone::E164;
-use crate::tenants::{store as tenants, Tenant};
+use crate::tenants::Tenant;
 use crate::App;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -86,7 +86,7 @@ pub async fn send(
             let from = E164::parse(from, &tenant.default_region).map_err(|e| {
                 ApiError::unprocessable("invalid_phone_number", format!("from: {e}"))
             })?;
-            tenants::tenant_number_by_phone(app.db(), &tenant.id, from.as_str())
+            crate::numbers::store::tenant_number_by_phone(app.db(), &tenant.id, from.as_str())
                 .await?
                 .ok_or_else(|| {
                     ApiError::unprocessable(
@@ -96,7 +96,7 @@ pub async fn send(
                 })?
         }
         None => {
-            let numbers = tenants::list_numbers(app.db(), &tenant.id).await?;
+            let numbers = crate::numbers::store::list_numbers(app.db(), &tenant.id).await?;
             let sticky = store::last_number_for(app.db(), &tenant.id, to.as_str()).await?;
             sticky
                 .and_then(|id| numbers.iter().find(|n| n.id == id).cloned())

@@ -79,13 +79,21 @@ async fn send(app: &App, job: &Job) -> DbResult<Outcome> {
     // then hold it for their time at the number's rate. Shared by every replica.
     let mut start_at = now;
     if let Some(number_id) = &m.view.number_id {
-        let sps = crate::tenants::store::get_number(app.db(), &m.tenant_id, number_id)
+        let sps = crate::numbers::store::get_number(app.db(), &m.tenant_id, number_id)
             .await?
             .map_or(app.config().default_segments_per_second, |n| {
                 n.segments_per_second
             });
         let cost_ms = ((m.view.segments.max(1) as f64) * 1000.0 / sps.max(0.001)).ceil() as i64;
-        match store::reserve_slot(app.db(), number_id, now, cost_ms, SLOT_HORIZON_MS).await? {
+        match crate::numbers::store::reserve_slot(
+            app.db(),
+            number_id,
+            now,
+            cost_ms,
+            SLOT_HORIZON_MS,
+        )
+        .await?
+        {
             Ok(start) => start_at = start,
             Err(free_at) => {
                 return Ok(Outcome::Later {

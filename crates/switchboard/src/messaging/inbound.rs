@@ -6,7 +6,7 @@ use super::store::{self, NewEvent, NewMessage, Tx};
 use super::{cost, media};
 use crate::db::{BoxFuture, DbResult};
 use crate::ids::new_id;
-use crate::tenants::Number;
+use crate::numbers::Number;
 use std::collections::HashSet;
 use std::sync::Arc;
 use twilio::keywords::{classify as keyword, Keyword};

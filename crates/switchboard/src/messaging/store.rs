@@ -793,44 +793,6 @@ pub async fn is_opted_out<'e>(
 
 // ---- Sending ----
 
-/// Reserves the sender's next send slot, if it starts within `horizon_ms`; `cost_ms` is the
-/// time the message's segments take at the number's rate. Returns when the slot starts, or
-/// when the sender is next free. Shared by all replicas through the row; written through the
-/// group-commit writer (on SQLite a write elsewhere would wait on the writer's lock).
-pub async fn reserve_slot(
-    db: &Db,
-    number_id: &str,
-    now: i64,
-    cost_ms: i64,
-    horizon_ms: i64,
-) -> DbResult<Result<i64, i64>> {
-    let number_id = number_id.to_string();
-    db.write(move |tx| {
-        let number_id = number_id.clone();
-        Box::pin(async move {
-            let r = sqlx::query(
-                "UPDATE numbers SET next_slot_at = (CASE WHEN next_slot_at > $1 THEN next_slot_at ELSE $1 END) + $2 \
-                 WHERE id = $3 AND next_slot_at <= $4 RETURNING next_slot_at",
-            )
-            .bind(now)
-            .bind(cost_ms)
-            .bind(&number_id)
-            .bind(now + horizon_ms)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some(r) = r {
-                return Ok(Ok(r.get::<i64, _>("next_slot_at") - cost_ms));
-            }
-            let free = sqlx::query("SELECT next_slot_at FROM numbers WHERE id = $1")
-                .bind(&number_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-            Ok(Err(free.map(|r| r.get::<i64, _>("next_slot_at")).unwrap_or(0)))
-        })
-    })
-    .await
-}
-
 /// Records Twilio's SID for a submitted message and queues its status polls. The status
 /// becomes `queued` unless a callback already moved it further; an error a callback already
 /// reported (a 30003 that came before Twilio's slow answer to the create) is kept.

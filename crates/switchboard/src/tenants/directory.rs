@@ -3,10 +3,11 @@
 //! caches. A change made through this process clears them at once (`changed`); one made by
 //! another replica is seen within the cache's lifetime.
 
-use super::{store, Number, Tenant, TwilioAccount};
+use super::{store, Tenant, TwilioAccount};
 use crate::cache::Cache;
 use crate::crypto::{hash_api_key, MasterKey};
 use crate::db::{Db, DbResult};
+use crate::numbers::Number;
 use std::time::Duration;
 
 const TTL: Duration = Duration::from_secs(2);
@@ -34,7 +35,7 @@ impl Directory {
         if let Some(n) = self.numbers.get(&phone.to_string()) {
             return Ok(n);
         }
-        let n = store::number_by_phone(db, phone).await?;
+        let n = crate::numbers::store::number_by_phone(db, phone).await?;
         self.numbers.put(phone.to_string(), n.clone());
         Ok(n)
     }

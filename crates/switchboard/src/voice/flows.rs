@@ -183,15 +183,15 @@ pub async fn load(
         let phone =
             crate::phone::E164::parse(n, &tenant.default_region).map_err(|e| e.to_string())?;
         let num =
-            crate::tenants::store::tenant_number_by_phone(app.db(), &tenant.id, phone.as_str())
+            crate::numbers::store::tenant_number_by_phone(app.db(), &tenant.id, phone.as_str())
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or(format!("{phone} is not one of the tenant's numbers"))?;
-        let change = crate::tenants::store::NumberChange {
+        let change = crate::numbers::store::NumberChange {
             flow_id: Some(Some(&id)),
             ..Default::default()
         };
-        crate::tenants::store::update_number(app.db(), &tenant.id, &num.id, change)
+        crate::numbers::store::update_number(app.db(), &tenant.id, &num.id, change)
             .await
             .map_err(|e| e.to_string())?;
         app.directory().changed();
@@ -350,7 +350,7 @@ async fn preview(
         None => chrono::Utc::now(),
     };
     let caller = req.caller.unwrap_or_else(|| "+15005550006".into());
-    let numbers = crate::tenants::store::list_numbers(app.db(), &auth.tenant.id).await?;
+    let numbers = crate::numbers::store::list_numbers(app.db(), &auth.tenant.id).await?;
     let number = numbers
         .first()
         .map(|n| n.phone_number.clone())

@@ -75,7 +75,7 @@ pub(crate) async fn create(
     }
     let to = E164::parse(&req.to, &tenant.default_region)
         .map_err(|e| ApiError::unprocessable("invalid_phone_number", format!("to: {e}")))?;
-    let numbers = crate::tenants::store::list_numbers(app.db(), &tenant.id).await?;
+    let numbers = crate::numbers::store::list_numbers(app.db(), &tenant.id).await?;
     let number = match &req.from {
         Some(f) => {
             let f = E164::parse(f, &tenant.default_region).map_err(|e| {
@@ -280,14 +280,14 @@ async fn run(app: &App, job: &Job) -> DbResult<Outcome> {
     let now = now_ms();
     // Pacing: calls per second per number, through the same shared slot as messages.
     if let Some(number_id) = &d.number_id {
-        let sps = crate::tenants::store::get_number(app.db(), &d.tenant_id, number_id)
+        let sps = crate::numbers::store::get_number(app.db(), &d.tenant_id, number_id)
             .await?
             .map_or(app.config().default_segments_per_second, |n| {
                 n.segments_per_second
             });
         let cost = (1000.0 / sps.max(0.001)).ceil() as i64;
         if let Err(free_at) =
-            crate::messaging::store::reserve_slot(app.db(), number_id, now, cost, 0).await?
+            crate::numbers::store::reserve_slot(app.db(), number_id, now, cost, 0).await?
         {
             return Ok(Outcome::Later { at: free_at });
         }
