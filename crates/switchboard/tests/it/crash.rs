@@ -88,7 +88,8 @@ async fn wait_healthy(http: &reqwest::Client, url: &str) {
     panic!("server at {url} never became healthy");
 }
 
-async fn delivered_bodies(http: &reqwest::Client, twin: &str) -> Vec<String> {
+/// A field (`body`, `to`) of each message the network delivered, one entry per delivery.
+async fn delivered(http: &reqwest::Client, twin: &str, field: &str) -> Vec<String> {
     let v: Value = http
         .get(format!("{twin}/sim/control/messages"))
         .send()
@@ -102,8 +103,22 @@ async fn delivered_bodies(http: &reqwest::Client, twin: &str) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|m| m["status"] == "delivered")
-        .map(|m| m["body"].as_str().unwrap().to_string())
+        .map(|m| m[field].as_str().unwrap().to_string())
         .collect()
+}
+
+async fn delivered_bodies(http: &reqwest::Client, twin: &str) -> Vec<String> {
+    delivered(http, twin, "body").await
+}
+
+/// Polls `done` every 50 ms until it holds, for at most 30 s.
+async fn until(mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..600 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `serve`'s environment for these tests: fast pacing, short Twilio timeouts, quick polls.
@@ -208,19 +223,9 @@ async fn kill_during_burst_loses_nothing_and_sends_nothing_twice(b: Backend) {
 
     let _server = start_server(&env, port);
     wait_healthy(&http, &url).await;
-    for _ in 0..1200 {
-        if delivered_bodies(&http, &twin).await.len() >= BURST {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(async || delivered_bodies(&http, &twin).await.len() >= BURST).await;
     // Once no message job is left, nothing more can be sent: the ledger below is final.
-    for _ in 0..600 {
-        if jobs(&http, &url, "message").await == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(async || jobs(&http, &url, "message").await == 0).await;
     assert_eq!(jobs(&http, &url, "message").await, 0);
     let mut bodies = delivered_bodies(&http, &twin).await;
     let total = bodies.len();
@@ -255,25 +260,6 @@ async fn kill_during_burst_loses_nothing_and_sends_nothing_twice(b: Backend) {
     }
 }
 both!(kill_during_burst_loses_nothing_and_sends_nothing_twice);
-
-/// Who the network delivered messages to, one entry per delivery.
-async fn delivered_to(http: &reqwest::Client, twin: &str) -> Vec<String> {
-    let v: Value = http
-        .get(format!("{twin}/sim/control/messages"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["status"] == "delivered")
-        .map(|m| m["to"].as_str().unwrap().to_string())
-        .collect()
-}
 
 const REPLIES: usize = 150;
 
@@ -370,20 +356,10 @@ async fn sigterm_after_an_auto_reply_burst_stops_promptly_and_loses_nothing(b: B
 
     let _server = start_server(&env, port);
     wait_healthy(&http, &url).await;
-    for _ in 0..600 {
-        if delivered_to(&http, &twin).await.len() >= REPLIES {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for _ in 0..600 {
-        if jobs(&http, &url, "message").await == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(async || delivered(&http, &twin, "to").await.len() >= REPLIES).await;
+    until(async || jobs(&http, &url, "message").await == 0).await;
     assert_eq!(jobs(&http, &url, "message").await, 0);
-    let mut to = delivered_to(&http, &twin).await;
+    let mut to = delivered(&http, &twin, "to").await;
     let total = to.len();
     to.sort();
     to.dedup();
