@@ -33,7 +33,10 @@ struct Inner {
 }
 
 /// Inbound texts, written in batches.
-pub type InboundWriter = crate::db::batch::Batcher<Arc<crate::messaging::inbound::Received>, bool>;
+pub type InboundWriter = crate::db::batch::Batcher<
+    Arc<crate::messaging::inbound::Received>,
+    crate::messaging::inbound::Receipt,
+>;
 
 impl App {
     pub fn new(db: Db, config: Config, storage: Storage) -> Result<Self, String> {

@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds after which the client may try again (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -19,7 +21,18 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+    pub fn too_many_requests(code: &'static str, message: impl Into<String>, seconds: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, message).retry_after(seconds)
+    }
+    pub fn unavailable(code: &'static str, message: impl Into<String>, seconds: u64) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message).retry_after(seconds)
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -60,6 +73,27 @@ impl From<DbError> for ApiError {
     #[track_caller]
     fn from(e: DbError) -> Self {
         let at = std::panic::Location::caller();
+        // Constraint violations are mapped here, once: input that collides with what is
+        // stored is the client's to fix; a database out of reach is worth a retry.
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, %at, "the database is out of reach");
+            return ApiError::unavailable(
+                "database_unavailable",
+                "the database is out of reach; try again shortly",
+                1,
+            );
+        }
+        if e.is_unique_violation() {
+            tracing::info!(error = %e, %at, "unique constraint");
+            return ApiError::conflict("conflict", "this conflicts with something already stored");
+        }
+        if e.is_foreign_key_violation() {
+            tracing::info!(error = %e, %at, "foreign key constraint");
+            return ApiError::unprocessable(
+                "invalid_reference",
+                "this names something that does not exist",
+            );
+        }
         tracing::error!(error = %e, %at, "database error");
         ApiError::internal()
     }
@@ -75,7 +109,16 @@ impl From<sqlx::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, axum::Json(body)).into_response()
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.code == "database_unavailable" {
+            r.extensions_mut()
+                .insert(crate::telemetry::DatabaseUnavailable);
+        }
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        r
     }
 }
 

@@ -235,11 +235,18 @@ pub async fn track(State(app): State<App>, req: Request, next: Next) -> Response
     let mut labels = base;
     labels.push(("status", status.to_string()));
     m.http_requests.get_or_create(&labels).inc();
+    if resp.extensions().get::<DatabaseUnavailable>().is_some() {
+        m.db_unavailable.inc();
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     resp
 }
+
+/// Marks a response that is a 503 because the database could not be reached.
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUnavailable;
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<App>) -> Response {

@@ -1,9 +1,20 @@
-//! The parameters of the webhooks Twilio sends for messaging. Unknown parameters are kept in
-//! `extra`: Twilio adds parameters without notice, and they still count for the signature.
+//! The parameters of the webhooks Twilio sends. Unknown parameters are kept in `extra`:
+//! Twilio adds parameters without notice, and they still count for the signature. What
+//! Twilio always sends must be there and have its shape: the signature joins names and
+//! values without separators, so a parameter moved into another's value keeps a valid
+//! signature, and only the shape of the ids gives it away.
 
 use crate::rest::Form;
+use crate::sid::{is_any_sid, is_sid};
 use crate::types::MessageStatus;
 use std::collections::BTreeMap;
+
+/// Most parameters a webhook may carry (an MMS with ten attachments has about 40).
+pub const MAX_PARAMS: usize = 200;
+/// Longest parameter name.
+pub const MAX_NAME_BYTES: usize = 64;
+/// Longest parameter value (a 1,600-character body in 4-byte characters is 6,400 bytes).
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
@@ -11,6 +22,63 @@ pub enum PayloadError {
     Missing(&'static str),
     #[error("webhook parameter {name} is invalid: {value:?}")]
     Invalid { name: &'static str, value: String },
+    #[error("webhook parameter {0:?} is not a Twilio id")]
+    NotASid(String),
+    #[error("webhook is too large: {0}")]
+    TooLarge(&'static str),
+    #[error("webhook parameters must not contain NUL characters")]
+    Nul,
+}
+
+/// Bounds every webhook: how many parameters, how long, no NUL anywhere, and every `…Sid`
+/// parameter a Twilio id. Runs before anything is looked up.
+pub fn check_form(f: &Form) -> Result<(), PayloadError> {
+    if f.pairs().len() > MAX_PARAMS {
+        return Err(PayloadError::TooLarge("too many parameters"));
+    }
+    for (k, v) in f.pairs() {
+        if k.len() > MAX_NAME_BYTES {
+            return Err(PayloadError::TooLarge("parameter name too long"));
+        }
+        if v.len() > MAX_VALUE_BYTES {
+            return Err(PayloadError::TooLarge("parameter value too long"));
+        }
+        if k.contains('\0') || v.contains('\0') {
+            return Err(PayloadError::Nul);
+        }
+        if k.ends_with("Sid") && !v.is_empty() && !is_any_sid(v) {
+            return Err(PayloadError::NotASid(k.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// A required id with one of `prefixes`.
+fn sid(f: &Form, name: &'static str, prefixes: &[&str]) -> Result<String, PayloadError> {
+    let v = required(f, name)?;
+    if prefixes.iter().any(|p| is_sid(v, p)) {
+        Ok(v.to_string())
+    } else {
+        Err(PayloadError::Invalid {
+            name,
+            value: v.chars().take(40).collect(),
+        })
+    }
+}
+
+/// The legacy aliases of an id, when sent, must repeat it.
+fn same_as(f: &Form, aliases: &[&'static str], value: &str) -> Result<(), PayloadError> {
+    for &name in aliases {
+        if let Some(v) = f.non_empty(name) {
+            if v != value {
+                return Err(PayloadError::Invalid {
+                    name,
+                    value: v.chars().take(40).collect(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn required<'a>(f: &'a Form, name: &'static str) -> Result<&'a str, PayloadError> {
@@ -76,12 +144,9 @@ impl InboundMessage {
     ];
 
     pub fn from_form(f: &Form) -> Result<Self, PayloadError> {
-        let message_sid = f
-            .non_empty("MessageSid")
-            .or_else(|| f.non_empty("SmsMessageSid"))
-            .or_else(|| f.non_empty("SmsSid"))
-            .ok_or(PayloadError::Missing("MessageSid"))?
-            .to_string();
+        check_form(f)?;
+        let message_sid = sid(f, "MessageSid", &["SM", "MM"])?;
+        same_as(f, &["SmsMessageSid", "SmsSid"], &message_sid)?;
         let num_media: usize = number(f, "NumMedia")?.unwrap_or(0);
         // NumMedia is at most 10 on Twilio; a larger claim is not trusted past what is present.
         let media = (0..num_media.min(64))
@@ -97,7 +162,7 @@ impl InboundMessage {
             .collect();
         Ok(InboundMessage {
             message_sid,
-            account_sid: required(f, "AccountSid")?.to_string(),
+            account_sid: sid(f, "AccountSid", &["AC"])?,
             messaging_service_sid: f.non_empty("MessagingServiceSid").map(str::to_string),
             from: required(f, "From")?.to_string(),
             to: required(f, "To")?.to_string(),
@@ -142,18 +207,22 @@ impl MessageStatusCallback {
     ];
 
     pub fn from_form(f: &Form) -> Result<Self, PayloadError> {
-        let message_sid = f
-            .non_empty("MessageSid")
-            .or_else(|| f.non_empty("SmsSid"))
-            .ok_or(PayloadError::Missing("MessageSid"))?
-            .to_string();
+        check_form(f)?;
+        // Older callbacks carry only the legacy SmsSid.
+        let name = if f.non_empty("MessageSid").is_some() {
+            "MessageSid"
+        } else {
+            "SmsSid"
+        };
+        let message_sid = sid(f, name, &["SM", "MM"])?;
+        same_as(f, &["SmsSid"], &message_sid)?;
         let status = f
             .non_empty("MessageStatus")
             .or_else(|| f.non_empty("SmsStatus"))
             .ok_or(PayloadError::Missing("MessageStatus"))?;
         Ok(MessageStatusCallback {
             message_sid,
-            account_sid: required(f, "AccountSid")?.to_string(),
+            account_sid: sid(f, "AccountSid", &["AC"])?,
             messaging_service_sid: f.non_empty("MessagingServiceSid").map(str::to_string),
             from: f.non_empty("From").map(str::to_string),
             to: f.non_empty("To").map(str::to_string),
@@ -166,9 +235,149 @@ impl MessageStatusCallback {
     }
 }
 
+/// What every voice webhook carries: the call and the account. Call requests (incoming,
+/// gathered digits, dial and record actions, status callbacks) also carry the parties;
+/// recording and transcription callbacks need not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceWebhook {
+    pub call_sid: String,
+    pub account_sid: String,
+    pub parent_call_sid: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub call_status: Option<String>,
+    pub recording_sid: Option<String>,
+}
+
+impl VoiceWebhook {
+    pub fn from_form(f: &Form, call_request: bool) -> Result<Self, PayloadError> {
+        check_form(f)?;
+        let call_sid = sid(f, "CallSid", &["CA"])?;
+        let account_sid = sid(f, "AccountSid", &["AC"])?;
+        let opt_sid = |name: &'static str, prefix: &str| match f.non_empty(name) {
+            None => Ok(None),
+            Some(_) => sid(f, name, &[prefix]).map(Some),
+        };
+        let parent_call_sid = opt_sid("ParentCallSid", "CA")?;
+        let recording_sid = opt_sid("RecordingSid", "RE")?;
+        let (from, to) = if call_request {
+            (
+                Some(required(f, "From")?.to_string()),
+                Some(required(f, "To")?.to_string()),
+            )
+        } else {
+            (
+                f.non_empty("From").map(str::to_string),
+                f.non_empty("To").map(str::to_string),
+            )
+        };
+        let call_status = if call_request {
+            Some(required(f, "CallStatus")?.to_string())
+        } else {
+            f.non_empty("CallStatus").map(str::to_string)
+        };
+        Ok(VoiceWebhook {
+            call_sid,
+            account_sid,
+            parent_call_sid,
+            from,
+            to,
+            call_status,
+            recording_sid,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SM: &str = "SM0123456789abcdef0123456789abcdef";
+    const AC: &str = "AC0123456789abcdef0123456789abcdef";
+
+    fn inbound() -> Vec<(String, String)> {
+        [
+            ("AccountSid", AC),
+            ("Body", "hi"),
+            ("From", "+15558675310"),
+            ("MessageSid", SM),
+            ("NumMedia", "0"),
+            ("SmsSid", SM),
+            ("To", "+15017122661"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn a_parameter_moved_into_the_message_sid_is_refused() {
+        // Same signature (names and values joined without separators), new "MessageSid".
+        let mut p = inbound();
+        p.retain(|(k, _)| k != "NumMedia");
+        let moved: Vec<(String, String)> = p
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "MessageSid" {
+                    (k, format!("{v}NumMedia0"))
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        assert!(matches!(
+            InboundMessage::from_form(&Form(moved)),
+            Err(PayloadError::NotASid(_))
+        ));
+        // A legacy alias that disagrees is refused too.
+        let mut p = inbound();
+        p.iter_mut().find(|(k, _)| k == "SmsSid").unwrap().1 =
+            "SM0123456789abcdef0123456789abcdee".into();
+        assert!(InboundMessage::from_form(&Form(p)).is_err());
+        assert!(InboundMessage::from_form(&Form(inbound())).is_ok());
+    }
+
+    #[test]
+    fn webhooks_are_bounded_and_free_of_nul() {
+        let mut p = inbound();
+        p.push(("Extra".into(), "x".repeat(MAX_VALUE_BYTES + 1)));
+        assert!(matches!(
+            InboundMessage::from_form(&Form(p)),
+            Err(PayloadError::TooLarge(_))
+        ));
+        let mut p = inbound();
+        p.iter_mut().find(|(k, _)| k == "Body").unwrap().1 = "a\0b".into();
+        assert_eq!(InboundMessage::from_form(&Form(p)), Err(PayloadError::Nul));
+        let mut p = inbound();
+        p.extend((0..MAX_PARAMS).map(|i| (format!("P{i}"), "v".to_string())));
+        assert!(InboundMessage::from_form(&Form(p)).is_err());
+    }
+
+    #[test]
+    fn voice_webhooks_need_their_call_and_account() {
+        let f: Form = [
+            ("CallSid", "CA0123456789abcdef0123456789abcdef"),
+            ("AccountSid", AC),
+            ("From", "+15558675310"),
+            ("To", "+15017122661"),
+            ("CallStatus", "ringing"),
+        ]
+        .into_iter()
+        .collect();
+        assert!(VoiceWebhook::from_form(&f, true).is_ok());
+        let f: Form = [("CallSid", "CA1"), ("AccountSid", AC)]
+            .into_iter()
+            .collect();
+        assert!(VoiceWebhook::from_form(&f, false).is_err());
+        let f: Form = [
+            ("CallSid", "CA0123456789abcdef0123456789abcdef"),
+            ("AccountSid", AC),
+            ("RecordingSid", "SM0123456789abcdef0123456789abcdef"),
+        ]
+        .into_iter()
+        .collect();
+        assert!(VoiceWebhook::from_form(&f, false).is_err());
+    }
 
     #[test]
     fn parses_inbound_mms_and_keeps_unknown_params() {
@@ -212,7 +421,7 @@ mod tests {
             InboundMessage::from_form(&f),
             Err(PayloadError::Missing("MessageSid"))
         );
-        let f: Form = [("MessageSid", "SM1"), ("AccountSid", "AC1"), ("To", "+1")]
+        let f: Form = [("MessageSid", SM), ("AccountSid", AC), ("To", "+1")]
             .into_iter()
             .collect();
         assert_eq!(
@@ -220,8 +429,8 @@ mod tests {
             Err(PayloadError::Missing("From"))
         );
         let f: Form = [
-            ("MessageSid", "SM1"),
-            ("AccountSid", "AC1"),
+            ("MessageSid", SM),
+            ("AccountSid", AC),
             ("To", "+1"),
             ("From", "+2"),
             ("NumMedia", "lots"),
@@ -243,12 +452,12 @@ mod tests {
             ("ApiVersion", "2010-04-01"),
             ("MessageStatus", "undelivered"),
             ("RawDlrDoneDate", "2508242137"),
-            ("SmsSid", "SM1"),
+            ("SmsSid", SM),
             ("SmsStatus", "undelivered"),
             ("To", "+15558675310"),
             ("From", "+15017122661"),
-            ("MessageSid", "SM1"),
-            ("AccountSid", "AC1"),
+            ("MessageSid", SM),
+            ("AccountSid", AC),
             ("ErrorCode", "30003"),
         ]
         .into_iter()
@@ -259,13 +468,9 @@ mod tests {
         assert_eq!(s.raw_dlr_done_date.as_deref(), Some("2508242137"));
         assert_eq!(s.extra.len(), 1);
         // Legacy-only status and an unknown status value still parse.
-        let f: Form = [
-            ("SmsSid", "SM1"),
-            ("SmsStatus", "warped"),
-            ("AccountSid", "AC1"),
-        ]
-        .into_iter()
-        .collect();
+        let f: Form = [("SmsSid", SM), ("SmsStatus", "warped"), ("AccountSid", AC)]
+            .into_iter()
+            .collect();
         let s = MessageStatusCallback::from_form(&f).unwrap();
         assert_eq!(s.status, MessageStatus::Other("warped".into()));
     }

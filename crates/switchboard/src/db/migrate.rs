@@ -56,6 +56,14 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0007_jobs.sql"),
         postgres: None,
     },
+    Migration {
+        version: 8,
+        name: "tenant_scoped_sids",
+        sql: include_str!("../../migrations/0008_tenant_scoped_sids.sql"),
+        postgres: Some(include_str!(
+            "../../migrations/0008_tenant_scoped_sids.postgres.sql"
+        )),
+    },
 ];
 
 /// An arbitrary constant naming our advisory lock.
@@ -97,6 +105,16 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> DbResult<()>
             (Backend::Postgres, Some(pg)) => pg,
             _ => m.sql,
         };
+        // SQLite rebuilds a table to change its constraints, which its foreign keys would
+        // refuse mid-way: they are off during the migration and checked before it commits.
+        if backend == Backend::Sqlite {
+            tx.commit().await?;
+            conn.execute("PRAGMA foreign_keys=OFF").await?;
+            let result = apply_sqlite(conn, m, sql).await;
+            conn.execute("PRAGMA foreign_keys=ON").await?;
+            result?;
+            continue;
+        }
         tx.execute(sql).await?;
         sqlx::query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -109,5 +127,29 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> DbResult<()>
         tx.commit().await?;
         tracing::info!(version = m.version, name = m.name, "applied migration");
     }
+    Ok(())
+}
+
+async fn apply_sqlite(conn: &mut sqlx::AnyConnection, m: &Migration, sql: &str) -> DbResult<()> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    tx.execute(sql).await?;
+    let broken = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&mut *tx)
+        .await?;
+    if !broken.is_empty() {
+        return Err(super::DbError::Other(format!(
+            "migration {} would break {} foreign keys",
+            m.version,
+            broken.len()
+        )));
+    }
+    sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+        .bind(m.version)
+        .bind(m.name)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(version = m.version, name = m.name, "applied migration");
     Ok(())
 }

@@ -58,9 +58,39 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("the database writer has stopped")]
     WriterGone,
+    #[error("{0}")]
+    Other(String),
 }
 
 impl DbError {
+    /// Whether the database could not be reached or dropped the connection (a restart, a
+    /// failover, `pg_terminate_backend`): nothing was committed by this statement, and trying
+    /// again on a fresh connection is the remedy.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Sqlx(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Tls(_),
+            ) => true,
+            DbError::Sqlx(sqlx::Error::Database(e)) => e.code().is_some_and(|c| {
+                // Connection exceptions, and the server shutting down or refusing for now.
+                c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+            }),
+            DbError::Sqlx(sqlx::Error::Protocol(m)) => m.contains("closed") || m.contains("reset"),
+            _ => false,
+        }
+    }
+
+    pub fn is_foreign_key_violation(&self) -> bool {
+        match self {
+            DbError::Sqlx(sqlx::Error::Database(e)) => e.is_foreign_key_violation(),
+            _ => false,
+        }
+    }
+
     /// Whether this is a unique-constraint violation (a duplicate that the caller may treat as
     /// "already there").
     pub fn is_unique_violation(&self) -> bool {

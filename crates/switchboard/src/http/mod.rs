@@ -6,12 +6,12 @@ use crate::tenants::Tenant;
 use crate::App;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
 use serde::de::DeserializeOwned;
 
 pub mod idempotency;
+pub mod webhook;
 
 /// Largest request body accepted anywhere (media travels by URL, not in bodies).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -30,6 +30,7 @@ pub fn router(app: App) -> Router {
         .merge(crate::messaging::webhooks::router())
         .merge(crate::voice::flows::router())
         .merge(crate::voice::calls::router())
+        .merge(crate::voice::webhooks::router())
         .merge(crate::voice::recordings::router())
         .merge(crate::voice::outbound::router())
         .fallback(|| async { ApiError::not_found("route") })
@@ -185,66 +186,5 @@ fn has_nul(v: &serde_json::Value) -> bool {
         serde_json::Value::Array(a) => a.iter().any(has_nul),
         serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
         _ => false,
-    }
-}
-
-/// A form body as Twilio posts it, with the raw bytes kept for non-form signature checks.
-pub struct TwilioForm(pub twilio::Form);
-
-impl<S: Send + Sync> FromRequest<S> for TwilioForm {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::new(e.status(), "invalid_body", e.body_text()))?;
-        Ok(TwilioForm(twilio::Form::parse(&bytes)))
-    }
-}
-
-/// A query parameter of the request URL (our ids ride in webhook URLs).
-pub fn query_param(uri: &axum::extract::OriginalUri, name: &str) -> Option<String> {
-    uri.0.query().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    })
-}
-
-/// Checks that a webhook is Twilio's for this tenant: the AccountSid it names is the tenant's,
-/// and the signature matches the configured public URL (never the Host header) with the
-/// tenant's auth token. Nothing may be stored before this passes.
-pub async fn verify_twilio(
-    app: &App,
-    tenant_id: &str,
-    uri: &axum::extract::OriginalUri,
-    headers: &HeaderMap,
-    form: &twilio::Form,
-) -> Result<(), ApiError> {
-    let account = app
-        .twilio_account(tenant_id)
-        .await?
-        .filter(|a| Some(a.account_sid.as_str()) == form.get("AccountSid"))
-        .ok_or_else(|| {
-            ApiError::forbidden("the AccountSid does not belong to the tenant of this webhook")
-        })?;
-    let path = uri
-        .0
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or_default();
-    let url = format!("{}{}", app.config().public_url, path);
-    let sig = headers
-        .get(twilio::signature::HEADER)
-        .and_then(|v| v.to_str().ok());
-    if twilio::signature::validate(&account.auth_token, &url, form.pairs(), sig) {
-        Ok(())
-    } else {
-        tracing::warn!(%url, "rejected a webhook with a missing or wrong X-Twilio-Signature");
-        let kind = uri.0.path().trim_start_matches("/twilio/");
-        app.metrics().webhook(kind, "bad_signature");
-        Err(ApiError::forbidden(
-            "X-Twilio-Signature is missing or does not match; check SWITCHBOARD_PUBLIC_URL",
-        ))
     }
 }

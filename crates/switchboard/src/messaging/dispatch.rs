@@ -312,14 +312,55 @@ async fn reconcile(app: &App, m: &Stored) -> DbResult<Outcome> {
     for tm in found {
         let created = tm.date_created.map(|d| d.timestamp_millis()).unwrap_or(0);
         let same_body = tm.body.as_deref().unwrap_or_default() == m.view.body;
-        if created >= since && same_body && !store::sid_taken(app.db(), &tm.sid).await? {
+        if created >= since
+            && same_body
+            && !store::sid_taken(app.db(), &m.tenant_id, &tm.sid).await?
+        {
             tracing::info!(message_id = %m.view.id, sid = %tm.sid, "reconciled: Twilio had the message");
-            submitted(app, m, &tm.sid, tm.status.as_str()).await?;
+            submitted(app, m, &tm.sid, "queued").await?;
+            // Twilio's own record, error code included, as if its callback had come.
+            apply_twilio(app, m, &tm, "reconciled").await?;
             return Ok(Outcome::Done);
         }
     }
     tracing::info!(message_id = %m.view.id, "reconciled: Twilio never got the message; sending again");
     Ok(Outcome::Later { at: now_ms() })
+}
+
+/// Applies what Twilio says of a message (its status, error code and times) under the same
+/// never-backwards rule as callbacks, and keeps it as an event of `kind`.
+async fn apply_twilio(
+    app: &App,
+    m: &Stored,
+    fetched: &twilio::rest::Message,
+    kind: &'static str,
+) -> DbResult<()> {
+    let status = fetched.status.as_str().to_string();
+    let code = fetched.error_code.map(|c| c.to_string());
+    let text = fetched
+        .error_message
+        .clone()
+        .or_else(|| code.as_ref().map(|c| format!("Twilio error {c}")));
+    let payload = serde_json::to_value(fetched).unwrap_or_default();
+    let (id, tenant_id) = (m.view.id.clone(), m.tenant_id.clone());
+    let args = std::sync::Arc::new((id, tenant_id, status, code, text, payload));
+    app.db()
+        .write(move |tx| {
+            let args = args.clone();
+            Box::pin(async move {
+                let (id, tenant_id, status, code, text, payload) = &*args;
+                let error = code.as_deref().zip(text.as_deref());
+                let applied = store::advance_status(tx, id, status, error, None).await?;
+                store::insert_event(tx, tenant_id, id, kind, Some(status), applied, payload)
+                    .await?;
+                let last = super::is_terminal(status) || status == "delivered";
+                if applied && last && kind != STATUS_POLLS.kind {
+                    crate::queue::cancel(tx, STATUS_POLLS.kind, id).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
 }
 
 /// Messages are polled for their status for this long after creation, then left as they are.
@@ -356,33 +397,7 @@ async fn poll(app: &App, job: &Job) -> DbResult<Outcome> {
         }
     };
     let status = fetched.status.as_str().to_string();
-    let code = fetched.error_code.map(|c| c.to_string());
-    let text = fetched
-        .error_message
-        .clone()
-        .or_else(|| code.as_ref().map(|c| format!("Twilio error {c}")));
-    let payload = serde_json::to_value(&fetched).unwrap_or_default();
-    let (id, tenant_id, st) = (m.view.id.clone(), m.tenant_id.clone(), status.clone());
-    app.db()
-        .write(move |tx| {
-            let (id, tenant_id, status) = (id.clone(), tenant_id.clone(), st.clone());
-            let (code, text, payload) = (code.clone(), text.clone(), payload.clone());
-            Box::pin(async move {
-                let error = code.as_deref().zip(text.as_deref());
-                let applied = store::advance_status(tx, &id, &status, error, None).await?;
-                store::insert_event(
-                    tx,
-                    &tenant_id,
-                    &id,
-                    "status_poll",
-                    Some(&status),
-                    applied,
-                    &payload,
-                )
-                .await
-            })
-        })
-        .await?;
+    apply_twilio(app, &m, &fetched, "status_poll").await?;
     Ok(
         if matches!(status.as_str(), "queued" | "sending" | "sent") {
             next

@@ -15,6 +15,8 @@ use twilio::webhook::InboundMessage;
 /// A signature-checked inbound message, with what storing it needs.
 pub struct Received {
     pub tenant_id: String,
+    /// The tenants using the account that signed the webhook.
+    pub account_tenants: Vec<String>,
     pub number: Number,
     pub msg: InboundMessage,
     /// Every parameter Twilio posted, as JSON.
@@ -24,17 +26,47 @@ pub struct Received {
     pub reply_validity_ms: i64,
 }
 
-/// Stores messages received together; for each, false when Twilio repeated a webhook that
-/// is already stored. A few statements for the whole batch; the rare extras (media, keywords,
-/// auto-replies) one by one.
+/// What became of a received message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    Stored,
+    /// Twilio repeated a webhook already stored (or it was replayed).
+    Repeat,
+    /// Its MessageSid is another account's: refused, nothing stored.
+    Refused,
+}
+
+/// Stores messages received together. A few statements for the whole batch; the rare extras
+/// (media, keywords, auto-replies) one by one.
 pub fn record_many<'a>(
     tx: &'a mut Tx,
-    items: &'a [Arc<Received>],
-) -> BoxFuture<'a, DbResult<Vec<bool>>> {
+    all: &'a [Arc<Received>],
+) -> BoxFuture<'a, DbResult<Vec<Receipt>>> {
     Box::pin(async move {
-        let Some(now) = items.first().map(|r| r.now) else {
+        let Some(now) = all.first().map(|r| r.now) else {
             return Ok(vec![]);
         };
+        // A SID that another account's tenant already has is refused (Twilio's ids are
+        // unique; only a forged webhook repeats another account's).
+        let sids: Vec<&str> = all.iter().map(|r| r.msg.message_sid.as_str()).collect();
+        let owners = store::sid_owners(tx, &sids).await?;
+        let refused: HashSet<usize> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                owners.iter().any(|(sid, tenant)| {
+                    *sid == r.msg.message_sid && !r.account_tenants.contains(tenant)
+                })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let items: Vec<Arc<Received>> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !refused.contains(i))
+            .map(|(_, r)| r.clone())
+            .collect();
+        let items = &items[..];
         let contact_keys: Vec<(&str, &str)> = items
             .iter()
             .map(|r| (r.tenant_id.as_str(), r.msg.from.as_str()))
@@ -69,15 +101,22 @@ pub fn record_many<'a>(
             })
             .collect();
         store::insert_events(tx, &events).await?;
-        let mut out = Vec::with_capacity(items.len());
+        let mut stored = Vec::with_capacity(items.len());
         for (r, m) in items.iter().zip(&rows) {
             let new = inserted.contains(&m.id);
             if new {
                 extras(tx, r, m).await?;
             }
-            out.push(new);
+            stored.push(new);
         }
-        Ok(out)
+        let mut stored = stored.into_iter();
+        Ok((0..all.len())
+            .map(|i| match refused.contains(&i) {
+                true => Receipt::Refused,
+                false if stored.next() == Some(true) => Receipt::Stored,
+                false => Receipt::Repeat,
+            })
+            .collect())
     })
 }
 

@@ -117,7 +117,7 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
         "INSERT INTO messages (id, tenant_id, direction, number_id, conversation_id, contact_id, from_number, to_number, \
          body, media_urls, status, status_rank, twilio_sid, encoding, segments, price_estimate, template_id, \
          idempotency_key, request_hash, next_attempt_at, valid_until, created_at, updated_at, sent_at) \
-         VALUES {} ON CONFLICT (twilio_sid) DO NOTHING RETURNING id",
+         VALUES {} ON CONFLICT (tenant_id, twilio_sid) DO NOTHING RETURNING id",
         placeholders(tx, ms.len(), MESSAGE_INSERT_COLS)
     );
     let mut q = sqlx::query(&sql);
@@ -214,14 +214,21 @@ pub async fn get_any(db: &Db, id: &str) -> DbResult<Option<Stored>> {
     Ok(r.as_ref().map(row))
 }
 
-pub async fn get_by_sid(db: &Db, sid: &str) -> DbResult<Option<Stored>> {
-    let r = sqlx::query(&format!(
-        "SELECT {MSG_COLS} FROM messages WHERE twilio_sid = $1"
-    ))
-    .bind(sid)
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(r.as_ref().map(row))
+/// A message by Twilio's SID, within one of `tenants`.
+pub async fn get_by_sid(db: &Db, tenants: &[String], sid: &str) -> DbResult<Option<Stored>> {
+    for tenant_id in tenants {
+        let r = sqlx::query(&format!(
+            "SELECT {MSG_COLS} FROM messages WHERE twilio_sid = $1 AND tenant_id = $2"
+        ))
+        .bind(sid)
+        .bind(tenant_id)
+        .fetch_optional(db.pool())
+        .await?;
+        if let Some(r) = r {
+            return Ok(Some(row(&r)));
+        }
+    }
+    Ok(None)
 }
 
 pub async fn events(db: &Db, tenant_id: &str, message_id: &str) -> DbResult<Vec<Event>> {
@@ -267,6 +274,37 @@ pub async fn insert_event(
         }],
     )
     .await
+}
+
+/// Keeps a callback once: a second one with the same key (a replay) is not kept. Returns
+/// whether it was kept.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_event_once(
+    tx: &mut Tx,
+    tenant_id: &str,
+    message_id: &str,
+    kind: &str,
+    status: Option<&str>,
+    applied: bool,
+    payload: &serde_json::Value,
+    once: &str,
+) -> DbResult<bool> {
+    let r = sqlx::query(
+        "INSERT INTO message_events (id, tenant_id, message_id, kind, status, applied, payload, created_at, once_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+    )
+    .bind(new_id("evt"))
+    .bind(tenant_id)
+    .bind(message_id)
+    .bind(kind)
+    .bind(status)
+    .bind(applied as i64)
+    .bind(payload.to_string())
+    .bind(now_ms())
+    .bind(once)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// A raw event of a message (a callback, a webhook, a step of ours).
@@ -358,12 +396,19 @@ pub struct StatusUpdate {
     pub raw: serde_json::Value,
 }
 
-/// Moves the message forward if the callback does, and keeps the callback as an event, in
-/// one transaction. Returns whether the status moved.
+/// Moves the message forward if the callback does, and keeps the callback as an event (once
+/// per SID, status and error: a replay is not kept again), in one transaction. Returns
+/// whether the status moved.
 pub async fn record_status(tx: &mut Tx, u: &StatusUpdate) -> DbResult<bool> {
     let error = u.error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
     let applied = advance_status(tx, &u.message_id, &u.status, error, Some(&u.message_sid)).await?;
-    insert_event(
+    let once = format!(
+        "status:{}:{}:{}",
+        u.message_sid,
+        u.status,
+        error.map(|e| e.0).unwrap_or_default()
+    );
+    insert_event_once(
         tx,
         &u.tenant_id,
         &u.message_id,
@@ -371,6 +416,7 @@ pub async fn record_status(tx: &mut Tx, u: &StatusUpdate) -> DbResult<bool> {
         Some(&u.status),
         applied,
         &u.raw,
+        &once,
     )
     .await?;
     // The final status came: no need to ask Twilio for it later.
@@ -835,10 +881,34 @@ pub async fn submitted(
     }
 }
 
-pub async fn sid_taken(db: &Db, sid: &str) -> DbResult<bool> {
-    Ok(sqlx::query("SELECT id FROM messages WHERE twilio_sid = $1")
-        .bind(sid)
-        .fetch_optional(db.pool())
+/// The tenants already holding each of these SIDs, as (sid, tenant) pairs.
+pub async fn sid_owners(tx: &mut Tx, sids: &[&str]) -> DbResult<Vec<(String, String)>> {
+    if sids.is_empty() {
+        return Ok(vec![]);
+    }
+    let list = placeholders(tx, sids.len(), 1);
+    // `placeholders` writes rows as `(…)`; an IN list wants them bare.
+    let list = list.replace(['(', ')'], "");
+    let sql = format!("SELECT twilio_sid, tenant_id FROM messages WHERE twilio_sid IN ({list})");
+    let mut q = sqlx::query(&sql);
+    for s in sids {
+        q = q.bind(*s);
+    }
+    Ok(q.fetch_all(&mut **tx)
         .await?
-        .is_some())
+        .iter()
+        .map(|r| (r.get("twilio_sid"), r.get("tenant_id")))
+        .collect())
+}
+
+/// Whether one of the tenant's messages already has this SID.
+pub async fn sid_taken(db: &Db, tenant_id: &str, sid: &str) -> DbResult<bool> {
+    Ok(
+        sqlx::query("SELECT id FROM messages WHERE twilio_sid = $1 AND tenant_id = $2")
+            .bind(sid)
+            .bind(tenant_id)
+            .fetch_optional(db.pool())
+            .await?
+            .is_some(),
+    )
 }

@@ -3,14 +3,14 @@
 //! against the configured public URL; nothing is stored for a bad signature. Repeats and
 //! reorderings change nothing twice and never move a status backwards.
 
-use super::inbound::Received;
+use super::inbound::{Receipt, Received};
 use super::store;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{query_param, verify_twilio, TwilioForm};
+use crate::http::webhook::{invalid, security_event, Webhook};
 use crate::App;
-use axum::extract::{OriginalUri, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -48,57 +48,52 @@ fn twiml(r: twilio::twiml::Response) -> Response {
         .into_response()
 }
 
-async fn inbound(
-    State(app): State<App>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    TwilioForm(form): TwilioForm,
-) -> ApiResult<Response> {
-    let mut msg = InboundMessage::from_form(&form)
-        .map_err(|e| ApiError::bad_request("invalid_webhook", e.to_string()))?;
+async fn inbound(State(app): State<App>, hook: Webhook) -> ApiResult<Response> {
+    let form = &hook.form;
+    let msg = InboundMessage::from_form(form).map_err(invalid)?;
     let number = app
         .directory()
         .number_by_phone(app.db(), &msg.to)
         .await?
         .ok_or_else(|| ApiError::not_found("the number this message was sent to"))?;
-    verify_twilio(&app, &number.tenant_id, &uri, &headers, &form).await?;
-
-    // A NUL cannot be stored as text; keep the message, marking where it was. The raw event
-    // (JSON-escaped) keeps the exact original.
-    msg.body = msg.body.replace('\0', "\u{FFFD}");
+    hook.check_owner(&number.tenant_id, "number", &msg.to)?;
+    let msg_sid = msg.message_sid.clone();
     let received = std::sync::Arc::new(Received {
         tenant_id: number.tenant_id.clone(),
+        account_tenants: hook.tenants.clone(),
         number,
         msg,
-        raw: raw(&form),
+        raw: raw(form),
         now: now_ms(),
         reply_validity_ms: app.config().workers.default_validity.as_millis() as i64,
     });
-    let stored = app.inbound_writer().write(received).await?;
-    if stored {
-        app.work_queued();
-        app.metrics().webhook("messaging", "accepted");
-    } else {
-        app.metrics().webhook("messaging", "duplicate");
+    match app.inbound_writer().write(received).await? {
+        Receipt::Stored => {
+            app.work_queued();
+            app.metrics().webhook("messaging", "accepted");
+        }
+        Receipt::Repeat => app.metrics().webhook("messaging", "duplicate"),
+        Receipt::Refused => {
+            security_event(&hook.account_sid, "message", &msg_sid);
+            app.metrics().webhook("messaging", "refused");
+            return Err(ApiError::forbidden(
+                "this MessageSid belongs to another account",
+            ));
+        }
     }
     Ok(twiml(twilio::twiml::Response::new()))
 }
 
-async fn status(
-    State(app): State<App>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    TwilioForm(form): TwilioForm,
-) -> ApiResult<StatusCode> {
-    let cb = MessageStatusCallback::from_form(&form)
-        .map_err(|e| ApiError::bad_request("invalid_webhook", e.to_string()))?;
+async fn status(State(app): State<App>, hook: Webhook) -> ApiResult<StatusCode> {
+    let form = &hook.form;
+    let cb = MessageStatusCallback::from_form(form).map_err(invalid)?;
     // Our id rides in the callback URL; Twilio's SID finds messages sent before it did.
-    let mid = query_param(&uri, "mid");
-    let m = match mid {
+    let m = match hook.query_id("mid", "msg")? {
         Some(id) => store::get_any(app.db(), &id).await?,
-        None => store::get_by_sid(app.db(), &cb.message_sid).await?,
+        None => store::get_by_sid(app.db(), &hook.tenants, &cb.message_sid).await?,
     }
     .ok_or_else(|| ApiError::not_found("message"))?;
+    hook.check_owner(&m.tenant_id, "message", &cb.message_sid)?;
     if m.view
         .twilio_sid
         .as_deref()
@@ -109,8 +104,6 @@ async fn status(
             "MessageSid does not belong to this message",
         ));
     }
-    verify_twilio(&app, &m.tenant_id, &uri, &headers, &form).await?;
-
     let code = cb.error_code.map(|c| c.to_string());
     let message = cb
         .error_message
@@ -122,7 +115,7 @@ async fn status(
         status: cb.status.as_str().to_string(),
         error: code.zip(message),
         message_sid: cb.message_sid,
-        raw: raw(&form),
+        raw: raw(form),
     });
     let applied = app
         .db()

@@ -3,7 +3,7 @@
 //! caches. A change made through this process clears them at once (`changed`); one made by
 //! another replica is seen within the cache's lifetime.
 
-use super::{store, Tenant, TwilioAccount};
+use super::{store, Signer, Tenant, TwilioAccount};
 use crate::cache::Cache;
 use crate::crypto::{hash_api_key, MasterKey};
 use crate::db::{Db, DbResult};
@@ -16,6 +16,7 @@ const MAX: usize = 10_000;
 pub struct Directory {
     numbers: Cache<String, Option<Number>>,
     accounts: Cache<String, Option<TwilioAccount>>,
+    signers: Cache<String, Vec<Signer>>,
     keys: Cache<String, Option<Tenant>>,
 }
 
@@ -24,6 +25,7 @@ impl Default for Directory {
         Directory {
             numbers: Cache::new(TTL, MAX),
             accounts: Cache::new(TTL, MAX),
+            signers: Cache::new(TTL, MAX),
             keys: Cache::new(TTL, MAX),
         }
     }
@@ -55,6 +57,21 @@ impl Directory {
         Ok(a)
     }
 
+    /// The tenants using a Twilio account, with its auth token (for webhook signatures).
+    pub async fn signers(
+        &self,
+        db: &Db,
+        key: &MasterKey,
+        account_sid: &str,
+    ) -> DbResult<Vec<Signer>> {
+        if let Some(s) = self.signers.get(&account_sid.to_string()) {
+            return Ok(s);
+        }
+        let s = store::signers(db, key, account_sid).await?;
+        self.signers.put(account_sid.to_string(), s.clone());
+        Ok(s)
+    }
+
     /// The tenant an API key acts for. Cached by the key's hash, never by the key.
     pub async fn tenant_for_key(&self, db: &Db, key: &str) -> DbResult<Option<Tenant>> {
         let hash = hash_api_key(key);
@@ -70,6 +87,7 @@ impl Directory {
     pub fn changed(&self) {
         self.numbers.clear();
         self.accounts.clear();
+        self.signers.clear();
         self.keys.clear();
     }
 }

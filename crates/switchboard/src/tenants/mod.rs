@@ -22,6 +22,23 @@ impl std::fmt::Debug for TwilioAccount {
     }
 }
 
+/// A tenant using a Twilio account, with the account's auth token opened: what a webhook
+/// signed for that account is checked against.
+#[derive(Clone)]
+pub struct Signer {
+    pub tenant_id: String,
+    pub auth_token: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("tenant_id", &self.tenant_id)
+            .field("auth_token", &"<redacted>")
+            .finish()
+    }
+}
+
 /// Times are kept as milliseconds and shown as RFC 3339 UTC, like every time in the API.
 pub(crate) fn rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::messaging::iso(*ms))

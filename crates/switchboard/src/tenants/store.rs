@@ -1,6 +1,6 @@
 //! SQL for tenants, API keys and numbers.
 
-use super::{Tenant, TwilioAccount};
+use super::{Signer, Tenant, TwilioAccount};
 use crate::crypto::{hash_api_key, new_api_key, MasterKey};
 use crate::db::{now_ms, opt_str, Db, DbResult, Row};
 use crate::ids::new_id;
@@ -184,4 +184,30 @@ pub async fn twilio_account(
             Ok(None)
         }
     }
+}
+
+/// The tenants using a Twilio account, with its auth token opened (for webhook signatures).
+pub async fn signers(db: &Db, key: &MasterKey, account_sid: &str) -> DbResult<Vec<Signer>> {
+    let rows = sqlx::query(
+        "SELECT id, auth_token_enc FROM tenants WHERE account_sid = $1 AND auth_token_enc IS NOT NULL ORDER BY id",
+    )
+    .bind(account_sid)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let tenant_id: String = r.get("id");
+            match key.open(&r.get::<String, _>("auth_token_enc")) {
+                Ok(auth_token) => Some(Signer {
+                    tenant_id,
+                    auth_token,
+                }),
+                Err(e) => {
+                    tracing::error!(%tenant_id, error = %e, "cannot open the tenant's Twilio auth token");
+                    None
+                }
+            }
+        })
+        .collect())
 }

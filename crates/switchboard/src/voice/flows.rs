@@ -358,6 +358,7 @@ async fn preview(
     let ctx = Ctx {
         base: &app.config().public_url,
         call_id: "call_preview",
+        turn: 0,
         now,
         caller: &caller,
         number: &number,

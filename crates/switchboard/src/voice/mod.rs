@@ -6,3 +6,5 @@ pub mod flows;
 pub mod outbound;
 pub mod recordings;
 pub mod render;
+pub mod store;
+pub mod webhooks;

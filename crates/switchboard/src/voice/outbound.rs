@@ -4,16 +4,18 @@
 //! (429, 5xx, no connection), and reconciled against Twilio's call list after a crash or a
 //! timeout before anything is placed again.
 
-use super::calls::{advance, call_rank};
+use super::calls::call_rank;
 use super::render::{render_from, Ctx};
+use super::store::advance;
 use crate::db::{now_ms, opt_str, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{query_param, verify_twilio, Auth, JsonBody, TwilioForm};
+use crate::http::webhook::{invalid, Webhook};
+use crate::http::{Auth, JsonBody};
 use crate::ids::new_id;
 use crate::phone::E164;
 use crate::queue::{self, Job, Outcome, Worker};
 use crate::App;
-use axum::extract::{OriginalUri, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -211,7 +213,7 @@ pub(crate) async fn create(
 
 /// The call as `GET /v1/calls/{id}` and the list show it.
 async fn view(app: &App, tenant_id: &str, id: &str) -> ApiResult<Value> {
-    let c = super::calls::find(app.db(), tenant_id, id)
+    let c = super::store::find(app.db(), tenant_id, id)
         .await?
         .ok_or_else(ApiError::internal)?;
     Ok(serde_json::to_value(c).unwrap_or_default())
@@ -441,8 +443,9 @@ async fn reconcile(app: &App, d: &Due) -> DbResult<Outcome> {
     let since = d.submitted_at.unwrap_or(0) - 120_000;
     for c in page.items {
         let created = c.date_created.map(|t| t.timestamp_millis()).unwrap_or(0);
-        let taken = sqlx::query("SELECT id FROM calls WHERE twilio_sid = $1")
+        let taken = sqlx::query("SELECT id FROM calls WHERE twilio_sid = $1 AND tenant_id = $2")
             .bind(&c.sid)
+            .bind(&d.tenant_id)
             .fetch_optional(app.db().pool())
             .await?
             .is_some();
@@ -457,13 +460,10 @@ async fn reconcile(app: &App, d: &Due) -> DbResult<Outcome> {
 }
 
 /// Twilio asks what to do now that the person answered: the call's flow, or its `say`.
-async fn answered(
-    State(app): State<App>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    TwilioForm(form): TwilioForm,
-) -> ApiResult<Response> {
-    let id = query_param(&uri, "call")
+async fn answered(State(app): State<App>, hook: Webhook) -> ApiResult<Response> {
+    let v = twilio::webhook::VoiceWebhook::from_form(&hook.form, true).map_err(invalid)?;
+    let id = hook
+        .query_id("call", "call")?
         .ok_or_else(|| ApiError::bad_request("invalid_webhook", "call is missing"))?;
     let r = sqlx::query("SELECT tenant_id, flow_id, request, from_number, to_number, twilio_sid FROM calls WHERE id = $1")
         .bind(&id)
@@ -472,16 +472,16 @@ async fn answered(
         .map_err(DbError::from)?
         .ok_or_else(|| ApiError::not_found("call"))?;
     let tenant_id: String = r.get("tenant_id");
-    verify_twilio(&app, &tenant_id, &uri, &headers, &form).await?;
-    if let Some(sid) = form.get("CallSid") {
-        if opt_str(&r, "twilio_sid").is_some_and(|s| s != sid) {
-            return Err(ApiError::bad_request(
-                "invalid_webhook",
-                "CallSid does not belong to this call",
-            ));
-        }
-        set_sid(&app, &id, sid).await?;
+    hook.check_owner(&tenant_id, "call", &v.call_sid)?;
+    let sid = v.call_sid.as_str();
+    if opt_str(&r, "twilio_sid").is_some_and(|s| s != sid) {
+        crate::http::webhook::security_event(&hook.account_sid, "call", sid);
+        return Err(ApiError::bad_request(
+            "invalid_webhook",
+            "CallSid does not belong to this call",
+        ));
     }
+    set_sid(&app, &id, sid).await?;
     let request: Option<CallRequest> =
         opt_str(&r, "request").and_then(|j| serde_json::from_str(&j).ok());
     let (from, to): (String, String) = (r.get("from_number"), r.get("to_number"));
@@ -492,6 +492,7 @@ async fn answered(
                 let ctx = Ctx {
                     base: &app.config().public_url,
                     call_id: &id,
+                    turn: 0,
                     now: chrono::Utc::now(),
                     caller: &to,
                     number: &from,

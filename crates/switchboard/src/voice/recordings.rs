@@ -7,6 +7,7 @@
 use super::calls::Call;
 use crate::db::{now_ms, opt_str, Db, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
+use crate::http::webhook::{security_event, Webhook};
 use crate::http::{Auth, JsonBody, QueryParams};
 use crate::ids::new_id;
 use crate::messaging::iso;
@@ -21,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use std::time::Duration;
-use twilio::Form;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -101,81 +101,130 @@ fn voicemail(r: &AnyRow) -> Voicemail {
     }
 }
 
-/// Records a recording Twilio reported (once per RecordingSid) and returns its id.
-async fn upsert_recording(db: &Db, c: &Call, form: &Form, kind: &str) -> DbResult<Option<String>> {
+/// The recording a callback names, checked: its id is Twilio's and its audio is a recording
+/// of the account that signed the webhook (never another account's URL).
+fn reported_recording(hook: &Webhook) -> ApiResult<Option<(String, String)>> {
+    let form = &hook.form;
     let (Some(sid), Some(url)) = (
         form.non_empty("RecordingSid"),
         form.non_empty("RecordingUrl"),
     ) else {
         return Ok(None);
     };
-    let duration = form
+    let own = format!("/Accounts/{}/Recordings/{sid}", hook.account_sid);
+    let path = url::Url::parse(url)
+        .map(|u| {
+            u.path()
+                .trim_end_matches(".json")
+                .trim_end_matches(".wav")
+                .to_string()
+        })
+        .unwrap_or_default();
+    if !path.ends_with(&own) {
+        security_event(&hook.account_sid, "recording url", sid);
+        return Err(ApiError::bad_request(
+            "invalid_webhook",
+            "RecordingUrl is not this account's recording",
+        ));
+    }
+    Ok(Some((sid.to_string(), url.to_string())))
+}
+
+/// Records a recording Twilio reported (once per RecordingSid within the tenant) and returns
+/// its id. A RecordingSid another account has, or another call of this tenant has, is refused.
+async fn upsert_recording(
+    app: &App,
+    hook: &Webhook,
+    c: &Call,
+    kind: &str,
+) -> ApiResult<Option<String>> {
+    let Some((sid, url)) = reported_recording(hook)? else {
+        return Ok(None);
+    };
+    let duration = hook
+        .form
         .get("RecordingDuration")
         .and_then(|d| d.parse::<i64>().ok());
     let now = now_ms();
-    let (tenant_id, call_id, sid, url, kind) = (
+    let args = std::sync::Arc::new((
         c.tenant_id.clone(),
         c.id.clone(),
-        sid.to_string(),
-        url.to_string(),
+        sid.clone(),
+        url,
         kind.to_string(),
-    );
-    let id = db
+        hook.tenants.clone(),
+    ));
+    let id = app
+        .db()
         .write(move |tx| {
-            let (tenant_id, call_id, sid, url, kind) = (
-                tenant_id.clone(),
-                call_id.clone(),
-                sid.clone(),
-                url.clone(),
-                kind.clone(),
-            );
+            let args = args.clone();
             Box::pin(async move {
+                let (tenant_id, call_id, sid, url, kind, tenants) = &*args;
+                if super::store::sid_elsewhere(&mut **tx, "recordings", tenants, sid)
+                    .await?
+                    .is_some()
+                {
+                    return Ok(None);
+                }
                 let id = new_id("rec");
                 let inserted = sqlx::query(
                     "INSERT INTO recordings (id, tenant_id, call_id, twilio_sid, source_url, duration, kind, status, attempts, next_attempt_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) ON CONFLICT (twilio_sid) DO NOTHING",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) ON CONFLICT DO NOTHING",
                 )
                 .bind(&id)
-                .bind(&tenant_id)
-                .bind(&call_id)
-                .bind(&sid)
-                .bind(&url)
+                .bind(tenant_id)
+                .bind(call_id)
+                .bind(sid)
+                .bind(url)
                 .bind(duration)
-                .bind(&kind)
+                .bind(kind)
                 .bind(now)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected()
                     == 1;
                 if inserted {
-                    queue::enqueue(tx, WORKER.kind, &id, &tenant_id, now).await?;
-                    return Ok(id);
+                    queue::enqueue(tx, WORKER.kind, &id, tenant_id, now).await?;
+                    return Ok(Some(id));
                 }
-                let r = sqlx::query("SELECT id FROM recordings WHERE twilio_sid = $1")
-                    .bind(&sid)
-                    .fetch_one(&mut **tx)
+                let r = sqlx::query("SELECT id FROM recordings WHERE twilio_sid = $1 AND tenant_id = $2 AND call_id = $3")
+                    .bind(sid)
+                    .bind(tenant_id)
+                    .bind(call_id)
+                    .fetch_optional(&mut **tx)
                     .await?;
-                Ok(r.get::<String, _>("id"))
+                Ok(r.map(|r| r.get::<String, _>("id")))
             })
         })
         .await?;
-    Ok(Some(id))
+    match id {
+        Some(id) => Ok(Some(id)),
+        None => {
+            security_event(&hook.account_sid, "recording", &sid);
+            Err(ApiError::forbidden(
+                "this RecordingSid belongs to another call",
+            ))
+        }
+    }
 }
 
 /// A voicemail's `<Record>` finished: the recording and the voicemail are stored at once.
 pub async fn voicemail_recorded(
     app: &App,
+    hook: &Webhook,
     c: &Call,
-    form: &Form,
     transcribe: bool,
-) -> DbResult<()> {
-    let Some(rec_id) = upsert_recording(app.db(), c, form, "voicemail").await? else {
+) -> ApiResult<()> {
+    let Some(rec_id) = upsert_recording(app, hook, c, "voicemail").await? else {
         return Ok(());
     };
-    sqlx::query("UPDATE recordings SET kind = 'voicemail' WHERE id = $1")
+    sqlx::query("UPDATE recordings SET kind = 'voicemail' WHERE id = $1 AND tenant_id = $2 AND call_id = $3")
         .bind(&rec_id)
+        .bind(&c.tenant_id)
+        .bind(&c.id)
         .execute(app.db().pool())
-        .await?;
+        .await
+        .map_err(DbError::from)?;
     let (status, source) = match (transcribe, app.config().stt.is_some()) {
         (false, _) => ("none", None),
         (true, true) => ("pending", Some("stt")),
@@ -224,32 +273,50 @@ pub async fn voicemail_recorded(
             })
         })
         .await?;
-    if let Some(sid) = form.non_empty("RecordingSid") {
-        apply_twilio_transcription(app.db(), sid).await?;
+    if let Some(sid) = hook.form.non_empty("RecordingSid") {
+        apply_twilio_transcription(app.db(), &c.tenant_id, sid).await?;
     }
     app.work_queued();
     Ok(())
 }
 
 /// A recording status callback: call recordings and dialled-leg recordings are kept too.
-pub async fn recording_reported(app: &App, c: &Call, form: &Form) -> DbResult<()> {
-    if form
+pub async fn recording_reported(app: &App, hook: &Webhook, c: &Call) -> ApiResult<()> {
+    if hook
+        .form
         .get("RecordingStatus")
         .is_some_and(|s| s != "completed")
     {
         return Ok(());
     }
-    upsert_recording(app.db(), c, form, "call").await?;
+    upsert_recording(app, hook, c, "call").await?;
     app.work_queued();
     Ok(())
 }
 
 /// Twilio's transcription callback, for voicemails transcribed by Twilio. It is kept by
-/// RecordingSid, and applied to the voicemail now or when the voicemail is stored.
-pub async fn transcription_reported(app: &App, c: &Call, form: &Form) -> DbResult<()> {
+/// RecordingSid within the tenant, and applied to the voicemail now or when the voicemail is
+/// stored. A RecordingSid that is another call's is refused.
+pub async fn transcription_reported(app: &App, hook: &Webhook, c: &Call) -> ApiResult<()> {
+    let form = &hook.form;
     let Some(sid) = form.non_empty("RecordingSid") else {
         return Ok(());
     };
+    let owner =
+        sqlx::query("SELECT call_id FROM recordings WHERE twilio_sid = $1 AND tenant_id = $2")
+            .bind(sid)
+            .bind(&c.tenant_id)
+            .fetch_optional(app.db().pool())
+            .await
+            .map_err(DbError::from)?;
+    let elsewhere =
+        super::store::sid_elsewhere(app.db().pool(), "recordings", &hook.tenants, sid).await?;
+    if elsewhere.is_some() || owner.is_some_and(|r| r.get::<String, _>("call_id") != c.id) {
+        security_event(&hook.account_sid, "transcription", sid);
+        return Err(ApiError::forbidden(
+            "this RecordingSid belongs to another call",
+        ));
+    }
     let status = if form.get("TranscriptionStatus") == Some("completed") {
         "completed"
     } else {
@@ -257,7 +324,7 @@ pub async fn transcription_reported(app: &App, c: &Call, form: &Form) -> DbResul
     };
     sqlx::query(
         "INSERT INTO twilio_transcriptions (recording_sid, tenant_id, status, text, created_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (recording_sid) DO UPDATE SET status = $3, text = $4",
+         ON CONFLICT (tenant_id, recording_sid) DO UPDATE SET status = $3, text = $4",
     )
     .bind(sid)
     .bind(&c.tenant_id)
@@ -265,29 +332,34 @@ pub async fn transcription_reported(app: &App, c: &Call, form: &Form) -> DbResul
     .bind(form.get("TranscriptionText"))
     .bind(now_ms())
     .execute(app.db().pool())
-    .await?;
-    apply_twilio_transcription(app.db(), sid).await
+    .await
+    .map_err(DbError::from)?;
+    Ok(apply_twilio_transcription(app.db(), &c.tenant_id, sid).await?)
 }
 
-async fn apply_twilio_transcription(db: &Db, recording_sid: &str) -> DbResult<()> {
-    let Some(t) =
-        sqlx::query("SELECT status, text FROM twilio_transcriptions WHERE recording_sid = $1")
-            .bind(recording_sid)
-            .fetch_optional(db.pool())
-            .await?
+async fn apply_twilio_transcription(db: &Db, tenant_id: &str, recording_sid: &str) -> DbResult<()> {
+    let Some(t) = sqlx::query(
+        "SELECT status, text FROM twilio_transcriptions WHERE recording_sid = $1 AND tenant_id = $2",
+    )
+    .bind(recording_sid)
+    .bind(tenant_id)
+    .fetch_optional(db.pool())
+    .await?
     else {
         return Ok(());
     };
     let status: String = t.get("status");
     sqlx::query(
         "UPDATE voicemails SET transcription_status = $1, transcription_text = $2, transcription_error = $3, updated_at = $4 \
-         WHERE recording_id = (SELECT id FROM recordings WHERE twilio_sid = $5) AND transcription_source = 'twilio'",
+         WHERE tenant_id = $6 AND recording_id = (SELECT id FROM recordings WHERE twilio_sid = $5 AND tenant_id = $6) \
+         AND transcription_source = 'twilio'",
     )
     .bind(&status)
     .bind(opt_str(&t, "text"))
     .bind((status != "completed").then_some("Twilio could not transcribe the recording"))
     .bind(now_ms())
     .bind(recording_sid)
+    .bind(tenant_id)
     .execute(db.pool())
     .await?;
     Ok(())

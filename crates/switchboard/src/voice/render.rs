@@ -21,6 +21,9 @@ pub struct Ctx<'a> {
     /// Our public URL (no trailing slash).
     pub base: &'a str,
     pub call_id: &'a str,
+    /// The turn of the flow this document is (rides in its URLs, so that a replayed request
+    /// can be told from a new one).
+    pub turn: i64,
     pub now: DateTime<Utc>,
     /// The caller's number and the tenant's number that was called.
     pub caller: &'a str,
@@ -66,9 +69,10 @@ pub enum StepResult {
 fn step_url(ctx: &Ctx, step: &str, extra: &str) -> String {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     format!(
-        "{}/twilio/voice/step?call={}&step={}{extra}",
+        "{}/twilio/voice/step?call={}&turn={}&step={}{extra}",
         ctx.base,
         enc(ctx.call_id),
+        ctx.turn,
         enc(step)
     )
 }
@@ -249,8 +253,8 @@ fn render_into(
             Step::AskApp(_) => {
                 r = r.redirect(
                     Redirect::new(format!(
-                        "{}/twilio/voice/ask?call={}&step={}",
-                        ctx.base, ctx.call_id, name
+                        "{}/twilio/voice/ask?call={}&turn={}&step={}",
+                        ctx.base, ctx.call_id, ctx.turn, name
                     ))
                     .method(Method::Post),
                 );
@@ -264,8 +268,8 @@ fn render_into(
                 let enc: String = url::form_urlencoded::byte_serialize(other.as_bytes()).collect();
                 r = r.redirect(
                     Redirect::new(format!(
-                        "{}/twilio/voice/flow?call={}&flow={enc}",
-                        ctx.base, ctx.call_id
+                        "{}/twilio/voice/flow?call={}&turn={}&flow={enc}",
+                        ctx.base, ctx.call_id, ctx.turn
                     ))
                     .method(Method::Post),
                 );
@@ -484,6 +488,7 @@ mod tests {
         Ctx {
             base: "https://sb.example.com",
             call_id: "call_1",
+            turn: 0,
             now,
             caller: "+14155550199",
             number: "+14155550100",
@@ -530,7 +535,7 @@ mod tests {
             doc.contains("<Say>Thanks for calling Smith &amp; Jones &lt;Advisors&gt;.</Say>"),
             "{doc}"
         );
-        assert!(doc.contains(r#"<Gather action="https://sb.example.com/twilio/voice/step?call=call_1&amp;step=menu&amp;attempt=0" actionOnEmptyResult="true" input="dtmf" method="POST" numDigits="1" timeout="5">"#), "{doc}");
+        assert!(doc.contains(r#"<Gather action="https://sb.example.com/twilio/voice/step?call=call_1&amp;turn=0&amp;step=menu&amp;attempt=0" actionOnEmptyResult="true" input="dtmf" method="POST" numDigits="1" timeout="5">"#), "{doc}");
         let parsed = twiml::parse(&doc).unwrap();
         assert_eq!(parsed.children.len(), 2);
     }

@@ -390,6 +390,23 @@ impl TestApp {
         key
     }
 
+    /// The value of one series of `/metrics`, e.g.
+    /// `switchboard_webhooks_total{kind="messaging/status",outcome="duplicate"}` (0 if absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
     pub fn deliveries_to(&self, to: &str) -> Vec<sim::Delivery> {
         self.sim
             .deliveries()

@@ -136,7 +136,8 @@ async fn unsigned_or_wrongly_signed_webhooks_are_refused(b: Backend) {
     let (_, inbound) = t.get("/v1/messages?direction=inbound").await;
     let list = inbound["data"].as_array().unwrap();
     assert_eq!(list.len(), 1, "only the signed request was stored");
-    // A status callback for an unknown message.
+    // Unsigned webhooks are refused before anything is looked up: 403 whether or not the
+    // message exists.
     let cb = [
         ("MessageSid", "SM00000000000000000000000000000000"),
         ("MessageStatus", "delivered"),
@@ -149,7 +150,7 @@ async fn unsigned_or_wrongly_signed_webhooks_are_refused(b: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.status(), 403);
     let r = t
         .http
         .post(format!("{}/twilio/messaging", t.url))
@@ -157,7 +158,7 @@ async fn unsigned_or_wrongly_signed_webhooks_are_refused(b: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 403);
 }
 both!(unsigned_or_wrongly_signed_webhooks_are_refused);
 

@@ -359,11 +359,8 @@ async fn call_webhooks_are_signed_and_statuses_never_go_back(b: Backend) {
         .collect();
     assert_eq!(
         applied,
-        [
-            ("completed".into(), true),
-            ("in-progress".into(), false),
-            ("completed".into(), false)
-        ]
+        [("completed".into(), true), ("in-progress".into(), false)],
+        "a late in-progress is kept but not applied; the repeated completed is not kept again"
     );
     let (s, _) = t.get("/v1/calls?status=exploded").await;
     assert_eq!(s, 400);
@@ -396,7 +393,7 @@ async fn ask_app_steps_and_fallback(b: Backend) {
                 async move {
                     let sig = headers["X-Switchboard-Signature"].to_str().unwrap().to_string();
                     let t: i64 = sig.split(',').next().unwrap().trim_start_matches("t=").parse().unwrap();
-                    if switchboard::voice::calls::app_signature(&secret, t, &body) != sig {
+                    if switchboard::voice::webhooks::app_signature(&secret, t, &body) != sig {
                         return (axum::http::StatusCode::UNAUTHORIZED, String::new());
                     }
                     seen.lock().unwrap().push(serde_json::from_str(&body).unwrap());

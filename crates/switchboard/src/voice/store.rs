@@ -1,0 +1,419 @@
+//! SQL for calls and their events: the call rows as every endpoint shows them, statuses that
+//! only move forward, the path a flow took, and the requests kept once.
+
+use super::calls::{call_rank, Call};
+use crate::db::{now_ms, opt_str, Db, DbResult, Row};
+use crate::ids::new_id;
+use crate::messaging::iso;
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use twilio::Form;
+
+const CALL_COLS: &str = "id, tenant_id, number_id, direction, from_number, to_number, status, twilio_sid, flow_id, path, \
+    ringing_at, answered_at, ended_at, duration, created_at, updated_at, flow_override, metadata, \
+    error_code, error_message, attempts, turns";
+
+fn call(r: &AnyRow) -> Call {
+    let t = |c: &str| r.try_get::<Option<i64>, _>(c).ok().flatten();
+    Call {
+        id: r.get("id"),
+        tenant_id: r.get("tenant_id"),
+        number_id: opt_str(r, "number_id"),
+        // One vocabulary with messages: `inbound` or `outbound` (Twilio's `outbound-api` and
+        // `outbound-dial` are both ours to place).
+        direction: match r.get::<String, _>("direction").as_str() {
+            "inbound" => "inbound".into(),
+            _ => "outbound".into(),
+        },
+        from: r.get("from_number"),
+        to: r.get("to_number"),
+        status: r.get("status"),
+        twilio_sid: opt_str(r, "twilio_sid"),
+        flow_id: opt_str(r, "flow_id"),
+        path: serde_json::from_str(&r.get::<String, _>("path")).unwrap_or_default(),
+        ringing_at: t("ringing_at").map(iso),
+        answered_at: t("answered_at").map(iso),
+        ended_at: t("ended_at").map(iso),
+        duration: t("duration"),
+        metadata: opt_str(r, "metadata")
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .unwrap_or_else(|| Value::Object(Default::default())),
+        error_description: opt_str(r, "error_code")
+            .as_deref()
+            .and_then(crate::messaging::describe_error),
+        error_code: opt_str(r, "error_code"),
+        error_message: opt_str(r, "error_message"),
+        attempts: r.get("attempts"),
+        created_ms: r.get("created_at"),
+        flow_override: opt_str(r, "flow_override"),
+        turns: r.get("turns"),
+        created_at: iso(r.get("created_at")),
+        updated_at: iso(r.get("updated_at")),
+        events: None,
+    }
+}
+
+/// A call by our id, whichever tenant it belongs to (callers check the owner).
+pub async fn get_any(db: &Db, id: &str) -> DbResult<Option<Call>> {
+    let r = sqlx::query(&format!("SELECT {CALL_COLS} FROM calls WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(r.as_ref().map(call))
+}
+
+/// One of the tenant's calls, as every endpoint shows it.
+pub(crate) async fn find(db: &Db, tenant_id: &str, id: &str) -> DbResult<Option<Call>> {
+    Ok(get_any(db, id).await?.filter(|c| c.tenant_id == tenant_id))
+}
+
+/// A call by Twilio's SID, within one of `tenants`.
+pub async fn get_by_sid(db: &Db, tenants: &[String], sid: &str) -> DbResult<Option<Call>> {
+    for tenant_id in tenants {
+        let r = sqlx::query(&format!(
+            "SELECT {CALL_COLS} FROM calls WHERE twilio_sid = $1 AND tenant_id = $2"
+        ))
+        .bind(sid)
+        .bind(tenant_id)
+        .fetch_optional(db.pool())
+        .await?;
+        if let Some(r) = r {
+            return Ok(Some(call(&r)));
+        }
+    }
+    Ok(None)
+}
+
+/// A tenant other than `tenants` that already has a call with this SID.
+pub async fn sid_elsewhere<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    table: &str,
+    tenants: &[String],
+    sid: &str,
+) -> DbResult<Option<String>> {
+    let rows = sqlx::query(&format!(
+        "SELECT tenant_id FROM {table} WHERE twilio_sid = $1"
+    ))
+    .bind(sid)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<String, _>("tenant_id"))
+        .find(|t| !tenants.contains(t)))
+}
+
+/// Keeps a request about the call. With `once`, a second request with the same key (a replay)
+/// is not kept again; returns whether it was kept.
+pub async fn insert_event<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    c: &Call,
+    kind: &str,
+    status: Option<&str>,
+    applied: bool,
+    form: &Form,
+    once: Option<&str>,
+) -> DbResult<bool> {
+    let payload: serde_json::Map<String, Value> = form
+        .pairs()
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let r = sqlx::query("INSERT INTO call_events (id, tenant_id, call_id, kind, status, applied, payload, created_at, once_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING")
+        .bind(new_id("evt"))
+        .bind(&c.tenant_id)
+        .bind(&c.id)
+        .bind(kind)
+        .bind(status)
+        .bind(applied as i64)
+        .bind(Value::Object(payload).to_string())
+        .bind(now_ms())
+        .bind(once)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Adds the steps a document ran to the call's path and, when the call was answered now, its
+/// answer time: one statement, through the group-commit writer.
+pub async fn record_steps(db: &Db, c: &Call, steps: &[String], answered: bool) -> DbResult<()> {
+    if steps.is_empty() && !answered {
+        return Ok(());
+    }
+    let mut path = c.path.clone();
+    path.extend(steps.iter().cloned());
+    let path = serde_json::to_string(&path).unwrap_or_else(|_| "[]".into());
+    let id = c.id.clone();
+    db.write(move |tx| {
+        let (path, id) = (path.clone(), id.clone());
+        Box::pin(async move {
+            let now = now_ms();
+            sqlx::query(
+                "UPDATE calls SET path = $1, updated_at = $2, \
+                 answered_at = CASE WHEN $3 = 1 THEN COALESCE(answered_at, $2) ELSE answered_at END WHERE id = $4",
+            )
+            .bind(path)
+            .bind(now)
+            .bind(answered as i64)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Moves a call's status forward only; final statuses stick. Returns whether it moved.
+pub(crate) async fn advance<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: &str,
+    status: &str,
+    duration: Option<i64>,
+    sid: Option<&str>,
+) -> DbResult<bool> {
+    let Some(rank) = call_rank(status) else {
+        return Ok(false);
+    };
+    let now = now_ms();
+    let res = sqlx::query(
+        "UPDATE calls SET status = $1, status_rank = $2, updated_at = $3, \
+         ringing_at = CASE WHEN $2 >= 3 THEN COALESCE(ringing_at, $3) ELSE ringing_at END, \
+         answered_at = CASE WHEN $1 = 'in-progress' THEN COALESCE(answered_at, $3) ELSE answered_at END, \
+         ended_at = CASE WHEN $2 = 5 THEN COALESCE(ended_at, $3) ELSE ended_at END, \
+         duration = COALESCE($4, duration), twilio_sid = COALESCE(twilio_sid, $6), lease_until = NULL \
+         WHERE id = $5 AND status_rank < $2",
+    )
+    .bind(status)
+    .bind(rank)
+    .bind(now)
+    .bind(duration)
+    .bind(id)
+    .bind(sid)
+    .execute(db)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Takes turn `turn` of a call's flow: true the first time, false for a replay of a request
+/// already answered (its answer is given again, and nothing is stored).
+pub async fn claim_turn(db: &Db, call_id: &str, turn: i64) -> DbResult<bool> {
+    let id = call_id.to_string();
+    db.write(move |tx| {
+        let id = id.clone();
+        Box::pin(async move {
+            let r = sqlx::query("UPDATE calls SET turns = $1 WHERE id = $2 AND turns = $3")
+                .bind(turn + 1)
+                .bind(&id)
+                .bind(turn)
+                .execute(&mut **tx)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    })
+    .await
+}
+
+/// A call Twilio reports coming in to one of the tenant's numbers.
+pub struct Incoming {
+    pub number: crate::numbers::Number,
+    /// The tenants using the account that signed the webhook.
+    pub account_tenants: Vec<String>,
+    pub sid: String,
+    pub from: String,
+    pub to: String,
+    pub status: String,
+    pub form: Form,
+}
+
+/// A call coming in, once per (tenant, CallSid): returns the call and whether it is new.
+/// None when the SID is another account's (refused by the caller).
+pub async fn record_incoming(
+    tx: &mut crate::db::Tx,
+    i: &Incoming,
+) -> DbResult<Option<(Call, bool)>> {
+    let Incoming {
+        number,
+        account_tenants,
+        sid,
+        from,
+        to,
+        status,
+        form,
+    } = i;
+    if sid_elsewhere(&mut **tx, "calls", account_tenants, sid)
+        .await?
+        .is_some()
+    {
+        return Ok(None);
+    }
+    let now = now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO calls (id, tenant_id, number_id, direction, from_number, to_number, status, status_rank, twilio_sid, flow_id, \
+         ringing_at, created_at, updated_at) VALUES ($1, $2, $3, 'inbound', $4, $5, $6, $7, $8, $9, $10, $10, $10) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(new_id("call"))
+    .bind(&number.tenant_id)
+    .bind(&number.id)
+    .bind(from)
+    .bind(to)
+    .bind(status)
+    .bind(call_rank(status).unwrap_or(2))
+    .bind(sid)
+    .bind(&number.flow_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    let r = sqlx::query(&format!(
+        "SELECT {CALL_COLS} FROM calls WHERE twilio_sid = $1 AND tenant_id = $2"
+    ))
+    .bind(sid)
+    .bind(&number.tenant_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(c) = r.as_ref().map(call) else {
+        return Ok(None);
+    };
+    // A repeat of the webhook (Twilio retrying, or a replay) is answered as before and stores
+    // nothing.
+    if inserted {
+        insert_event(
+            &mut **tx,
+            &c,
+            "voice_request",
+            Some(status),
+            true,
+            form,
+            None,
+        )
+        .await?;
+    }
+    Ok(Some((c, inserted)))
+}
+
+/// The call continues with another of the tenant's flows.
+pub async fn set_flow(db: &Db, call_id: &str, flow_id: &str) -> DbResult<()> {
+    sqlx::query("UPDATE calls SET flow_id = $1 WHERE id = $2")
+        .bind(flow_id)
+        .bind(call_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// The flow of this call, with the steps an app added.
+pub async fn set_flow_override(db: &Db, call_id: &str, flow_json: &str) -> DbResult<()> {
+    sqlx::query("UPDATE calls SET flow_override = $1 WHERE id = $2")
+        .bind(flow_json)
+        .bind(call_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Whether the tenant texted this template from `from` to `to` since `since_ms`.
+pub async fn texted_since(
+    db: &Db,
+    tenant_id: &str,
+    from: &str,
+    to: &str,
+    template_id: &str,
+    since_ms: i64,
+) -> DbResult<bool> {
+    Ok(sqlx::query(
+        "SELECT id FROM messages WHERE tenant_id = $1 AND from_number = $2 AND to_number = $3 AND template_id = $4 AND created_at >= $5 LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(from)
+    .bind(to)
+    .bind(template_id)
+    .bind(since_ms)
+    .fetch_optional(db.pool())
+    .await?
+    .is_some())
+}
+
+/// History filters for calls; None switches a filter off.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub phone: Option<String>,
+    /// `inbound`, `outbound-api`, `outbound-dial`, or a LIKE pattern such as `outbound%`.
+    pub direction: Option<String>,
+    pub status: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Continue after this (created_at, id), newest first.
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+/// The tenant's calls newest first, one page. One statement: a NULL parameter switches its
+/// filter off.
+pub async fn list(db: &Db, tenant_id: &str, f: &Filter) -> DbResult<Vec<Call>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {CALL_COLS} FROM calls WHERE tenant_id = $1 \
+         AND ($2 IS NULL OR from_number = $2 OR to_number = $2) \
+         AND ($3 IS NULL OR direction LIKE $3) AND ($4 IS NULL OR status = $4) \
+         AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
+         AND ($7 IS NULL OR created_at < $7 OR (created_at = $7 AND id < $8)) \
+         ORDER BY created_at DESC, id DESC LIMIT $9"
+    ))
+    .bind(tenant_id)
+    .bind(&f.phone)
+    .bind(&f.direction)
+    .bind(&f.status)
+    .bind(f.since_ms)
+    .bind(f.until_ms)
+    .bind(f.before.as_ref().map(|b| b.0))
+    .bind(f.before.as_ref().map(|b| b.1.clone()))
+    .bind(f.limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().map(call).collect())
+}
+
+/// The requests kept about a call, oldest first.
+pub async fn events(db: &Db, tenant_id: &str, call_id: &str) -> DbResult<Vec<Value>> {
+    let rows = sqlx::query("SELECT id, kind, status, applied, payload, created_at FROM call_events WHERE call_id = $1 AND tenant_id = $2 ORDER BY created_at, id")
+        .bind(call_id)
+        .bind(tenant_id)
+        .fetch_all(db.pool())
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.get::<String, _>("id"),
+                "kind": r.get::<String, _>("kind"),
+                "status": opt_str(r, "status"),
+                "applied": r.get::<i64, _>("applied") != 0,
+                "payload": serde_json::from_str::<Value>(&r.get::<String, _>("payload")).unwrap_or_default(),
+                "created_at": iso(r.get("created_at")),
+            })
+        })
+        .collect())
+}
+
+/// The status of the call's latest event of these kinds.
+pub async fn last_event_status(db: &Db, c: &Call, kinds: &[&str]) -> DbResult<Option<String>> {
+    let mut best: Option<(i64, String, String)> = None;
+    for kind in kinds {
+        let r = sqlx::query("SELECT id, status, created_at FROM call_events WHERE call_id = $1 AND tenant_id = $2 AND kind = $3 ORDER BY created_at DESC, id DESC LIMIT 1")
+            .bind(&c.id)
+            .bind(&c.tenant_id)
+            .bind(kind)
+            .fetch_optional(db.pool())
+            .await?;
+        if let Some(r) = r {
+            let key = (r.get::<i64, _>("created_at"), r.get::<String, _>("id"));
+            if best.as_ref().is_none_or(|b| (b.0, &b.1) < (key.0, &key.1)) {
+                best = opt_str(&r, "status").map(|s| (key.0, key.1, s));
+            }
+        }
+    }
+    Ok(best.map(|b| b.2))
+}
