@@ -25,6 +25,7 @@ struct Inner {
     work: Notify,
     directory: crate::tenants::directory::Directory,
     metrics: crate::telemetry::Metrics,
+    rate_limits: crate::http::limits::RateLimits,
     inbound: InboundWriter,
     /// `/healthz` answers 200 only once this is set.
     ready: std::sync::atomic::AtomicBool,
@@ -45,6 +46,7 @@ impl App {
         Ok(App {
             inner: Arc::new(Inner {
                 metrics: crate::telemetry::Metrics::new(&db),
+                rate_limits: crate::http::limits::RateLimits::new(&config.limits),
                 inbound: InboundWriter::start(
                     db.clone(),
                     256,
@@ -108,6 +110,10 @@ impl App {
         self.inner
             .hold_ready
             .store(true, std::sync::atomic::Ordering::Release)
+    }
+
+    pub fn rate_limits(&self) -> &crate::http::limits::RateLimits {
+        &self.inner.rate_limits
     }
 
     pub fn inbound_writer(&self) -> &InboundWriter {
@@ -178,13 +184,9 @@ impl App {
             if let Some(extra) = extra_routes {
                 router = router.merge(extra);
             }
-            let mut stopping = stop_rx.clone();
+            let (stopping, limits) = (stop_rx.clone(), self.config().limits.clone());
             tasks.spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopping.wait_for(|s| *s).await;
-                    })
-                    .await
+                crate::http::serve::serve(listener, router, &limits, stopping).await
             });
         }
         shutdown.await;

@@ -52,6 +52,90 @@ impl Default for WorkerSettings {
     }
 }
 
+/// What one client may take of the server: read timeouts, connections, and request rates.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Time to send a request's headers (`SWITCHBOARD_HEADER_TIMEOUT_SECS`, default 10).
+    pub header_timeout: Duration,
+    /// Time to send a request's body (`SWITCHBOARD_BODY_TIMEOUT_SECS`, default 30).
+    pub body_timeout: Duration,
+    /// Open connections at most; more are closed at once (`SWITCHBOARD_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// API requests per second per API key, bursts of twice that (`SWITCHBOARD_RATE_PER_KEY`;
+    /// 0 turns it off).
+    pub rate_per_key: f64,
+    /// Requests per second per client IP, Twilio's webhooks aside (`SWITCHBOARD_RATE_PER_IP`;
+    /// 0 turns it off).
+    pub rate_per_ip: f64,
+    /// Proxies whose `X-Forwarded-For` names the client (`SWITCHBOARD_TRUSTED_PROXIES`: IPs or
+    /// CIDRs, comma-separated). Without them the peer address is the client.
+    pub trusted_proxies: Vec<crate::http::limits::Cidr>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            rate_per_key: 1000.0,
+            rate_per_ip: 2000.0,
+            trusted_proxies: vec![],
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, overridden by whatever of `SWITCHBOARD_*` the environment sets.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
+        let mut l = Limits::default();
+        let secs = |key: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+            match env(key) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| config_error(key, "whole seconds from 1 to 3600")),
+            }
+        };
+        let rate = |key: &'static str, default: f64| -> Result<f64, ConfigError> {
+            match env(key) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r >= 0.0)
+                    .ok_or_else(|| config_error(key, "requests per second (0 turns it off)")),
+            }
+        };
+        l.header_timeout = secs("SWITCHBOARD_HEADER_TIMEOUT_SECS", l.header_timeout)?;
+        l.body_timeout = secs("SWITCHBOARD_BODY_TIMEOUT_SECS", l.body_timeout)?;
+        l.rate_per_key = rate("SWITCHBOARD_RATE_PER_KEY", l.rate_per_key)?;
+        l.rate_per_ip = rate("SWITCHBOARD_RATE_PER_IP", l.rate_per_ip)?;
+        if let Some(v) = env("SWITCHBOARD_MAX_CONNECTIONS") {
+            l.max_connections =
+                v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    config_error("SWITCHBOARD_MAX_CONNECTIONS", "a positive number")
+                })?;
+        }
+        if let Some(v) = env("SWITCHBOARD_TRUSTED_PROXIES") {
+            l.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse().map_err(|e: String| {
+                        config_error("SWITCHBOARD_TRUSTED_PROXIES", format!("{p:?}: {e}"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(l)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
@@ -79,6 +163,8 @@ pub struct Config {
     pub stt: Option<Stt>,
     /// Delete recordings at Twilio once they are copied into storage.
     pub delete_recordings_at_twilio: bool,
+    /// Timeouts, connections and request rates.
+    pub limits: Limits,
 }
 
 /// Speech to text: `POST {url}/audio/transcriptions` as OpenAI's API (and self-hosted Whisper

@@ -165,6 +165,7 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
         shutdown_grace,
         stt,
         delete_recordings_at_twilio,
+        limits: crate::config::Limits::from_env(&env)?,
     };
     let default_tenant = match (env("TWILIO_ACCOUNT_SID"), env("TWILIO_AUTH_TOKEN")) {
         (Some(sid), Some(token)) => {
@@ -350,6 +351,7 @@ pub fn dev_config(data_dir: &Path, url: &str, master_key: MasterKey) -> Config {
         shutdown_grace: std::time::Duration::from_secs(10),
         stt: None,
         delete_recordings_at_twilio: false,
+        limits: Default::default(),
     }
 }
 

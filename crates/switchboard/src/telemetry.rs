@@ -59,6 +59,7 @@ pub struct Metrics {
     queue_depth: Family<Labels, Gauge>,
     queue_age: Family<Labels, Gauge<f64, AtomicU64>>,
     pub db_unavailable: Counter,
+    rate_limited: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -78,6 +79,12 @@ impl Metrics {
         let queue_depth = Family::<Labels, Gauge>::default();
         let queue_age = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let db_unavailable = Counter::default();
+        let rate_limited = Family::<Labels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests answered 429, by what was limited (ip, api_key)",
+            rate_limited.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -144,6 +151,7 @@ impl Metrics {
             queue_depth,
             queue_age,
             db_unavailable,
+            rate_limited,
         }
     }
 }
@@ -156,6 +164,13 @@ impl Metrics {
                 ("kind", kind.to_string()),
                 ("outcome", outcome.to_string()),
             ])
+            .inc();
+    }
+
+    /// A request was refused by the rate limit on `what`.
+    pub fn rate_limited(&self, what: &str) {
+        self.rate_limited
+            .get_or_create(&vec![("limit", what.to_string())])
             .inc();
     }
 

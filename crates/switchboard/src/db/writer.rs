@@ -192,9 +192,32 @@ async fn try_together(begin: &Begin, batch: &mut [Job]) -> DbResult<Vec<Box<dyn 
     Ok(outputs)
 }
 
+/// Runs one write in its own transaction. When the connection is lost before the commit is
+/// sent (a database restart, `pg_terminate_backend`), nothing of it was kept, so it runs once
+/// more on a fresh connection; a loss during the commit is left to the caller (503), since the
+/// commit may have happened.
 async fn run_alone(begin: &Begin, work: &mut Work) -> Output {
-    let mut tx = begin().await?;
-    let out = work(&mut tx).await?;
-    tx.commit().await?;
-    Ok(out)
+    let mut tried = false;
+    loop {
+        let mut tx = match begin().await {
+            Ok(tx) => tx,
+            Err(e) if e.is_unavailable() && !tried => {
+                tried = true;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match work(&mut tx).await {
+            Ok(out) => {
+                tx.commit().await?;
+                return Ok(out);
+            }
+            Err(e) if e.is_unavailable() && !tried => {
+                tried = true;
+                drop(tx);
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

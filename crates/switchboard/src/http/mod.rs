@@ -11,6 +11,8 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 
 pub mod idempotency;
+pub mod limits;
+pub mod serve;
 pub mod webhook;
 
 /// Largest request body accepted anywhere (media travels by URL, not in bodies).
@@ -42,15 +44,47 @@ pub fn router(app: App) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            app.config().limits.body_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             idempotency::layer,
+        ))
+        .layer(axum::middleware::from_fn(retry_reads))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            limits::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             crate::telemetry::track,
         ))
         .with_state(app)
+}
+
+/// A read that met a lost database connection is run once more (it changed nothing, and the
+/// pool hands out a fresh connection); a second loss is answered 503 with `Retry-After`.
+async fn retry_reads(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use crate::telemetry::DatabaseUnavailable;
+    if req.method() != axum::http::Method::GET {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let again = {
+        let mut r = Request::new(axum::body::Body::empty());
+        *r.method_mut() = parts.method.clone();
+        *r.uri_mut() = parts.uri.clone();
+        *r.headers_mut() = parts.headers.clone();
+        *r.extensions_mut() = parts.extensions.clone();
+        r
+    };
+    let first = next.clone().run(Request::from_parts(parts, body)).await;
+    if first.extensions().get::<DatabaseUnavailable>().is_none() {
+        return first;
+    }
+    tracing::info!("a read lost its database connection; trying once more");
+    next.run(again).await
 }
 
 /// 200 once the server is ready for traffic (its tenant and numbers set up), 503 before.
@@ -65,6 +99,28 @@ async fn healthz(axum::extract::State(app): axum::extract::State<App>) -> axum::
             "the server is still starting",
         )
         .into_response()
+    }
+}
+
+/// An id (or name) in the request path. NUL, control characters and ids longer than any we
+/// make are refused here with a 404, before any lookup, on every route.
+pub struct PathId(pub String);
+
+/// Longest id or name a path may carry.
+const MAX_PATH_ID: usize = 200;
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(id) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::not_found("this resource"))?;
+        if id.is_empty() || id.len() > MAX_PATH_ID || id.chars().any(char::is_control) {
+            return Err(ApiError::not_found("this resource"));
+        }
+        Ok(PathId(id))
     }
 }
 

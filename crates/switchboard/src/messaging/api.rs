@@ -4,12 +4,12 @@ use super::store::{self, Filter, NewMessage};
 use super::{contacts, cost, templates, Message, MAX_BODY_CHARS, MAX_MEDIA};
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Auth, JsonBody, QueryParams};
+use crate::http::{Auth, JsonBody, PathId, QueryParams};
 use crate::ids::{is_id, new_id};
 use crate::phone::E164;
 use crate::tenants::Tenant;
 use crate::App;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -270,11 +270,7 @@ async fn create(
     Ok((StatusCode::ACCEPTED, Json(m)))
 }
 
-async fn fetch(
-    State(app): State<App>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Message>> {
+async fn fetch(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiResult<Json<Message>> {
     let mut m = store::get(app.db(), &auth.tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("message"))?;
@@ -425,7 +421,7 @@ async fn conversations(
 async fn conversation_messages(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> ApiResult<Json<Value>> {
     if !store::conversation_exists(app.db(), &auth.tenant.id, &id).await? {
@@ -440,7 +436,7 @@ async fn conversation_messages(
     page(&app, &auth.tenant, f).await
 }
 
-async fn media(State(app): State<App>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
+async fn media(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiResult<Response> {
     if !is_id(&id, "med") {
         return Err(ApiError::not_found("media"));
     }

@@ -2,12 +2,12 @@
 
 use crate::db::{now_ms, opt_str, Db, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Auth, JsonBody, QueryParams};
+use crate::http::{Auth, JsonBody, PathId, QueryParams};
 use crate::ids::new_id;
 use crate::messaging::iso;
 use crate::phone::E164;
 use crate::App;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -145,11 +145,7 @@ async fn upsert(
     Ok((StatusCode::CREATED, Json(c)))
 }
 
-async fn fetch(
-    State(app): State<App>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Contact>> {
+async fn fetch(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiResult<Json<Contact>> {
     by_id(app.db(), &auth.tenant.id, &id)
         .await?
         .map(Json)
@@ -159,7 +155,7 @@ async fn fetch(
 async fn patch(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(req): JsonBody<PatchContact>,
 ) -> ApiResult<Json<Contact>> {
     let mut c = by_id(app.db(), &auth.tenant.id, &id)

@@ -3,11 +3,11 @@
 
 use crate::db::{now_ms, Db, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Auth, JsonBody};
+use crate::http::{Auth, JsonBody, PathId};
 use crate::ids::new_id;
 use crate::messaging::{cost, iso, MAX_BODY_CHARS};
 use crate::App;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -231,7 +231,7 @@ async fn create(
 async fn fetch(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<Json<Template>> {
     find(app.db(), &auth.tenant.id, &id)
         .await?
@@ -252,7 +252,7 @@ async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
 async fn update(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(req): JsonBody<PatchTemplate>,
 ) -> ApiResult<Json<Template>> {
     let t = find(app.db(), &auth.tenant.id, &id)
@@ -270,14 +270,10 @@ async fn update(
         .execute(app.db().pool())
         .await
         .map_err(|e| name_taken(e.into()))?;
-    fetch(State(app), auth, Path(t.id)).await
+    fetch(State(app), auth, PathId(t.id)).await
 }
 
-async fn remove(
-    State(app): State<App>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+async fn remove(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiResult<StatusCode> {
     let t = find(app.db(), &auth.tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("template"))?;
@@ -301,7 +297,7 @@ struct Preview {
 async fn preview(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(req): JsonBody<Preview>,
 ) -> ApiResult<Json<Value>> {
     let t = find(app.db(), &auth.tenant.id, &id)

@@ -3,10 +3,10 @@
 
 use super::{store, Number};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Auth, JsonBody};
+use crate::http::{Auth, JsonBody, PathId};
 use crate::phone::E164;
 use crate::App;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -24,11 +24,7 @@ async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "data": data, "next_cursor": null })))
 }
 
-async fn fetch(
-    State(app): State<App>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Number>> {
+async fn fetch(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiResult<Json<Number>> {
     store::get_number(app.db(), &auth.tenant.id, &id)
         .await?
         .map(Json)
@@ -117,7 +113,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 async fn update(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(req): JsonBody<PatchNumber>,
 ) -> ApiResult<Json<Number>> {
     check_rate(req.segments_per_second)?;

@@ -4,9 +4,9 @@
 
 use super::store;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Auth, QueryParams};
+use crate::http::{Auth, PathId, QueryParams};
 use crate::App;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -162,11 +162,7 @@ async fn list(
     Ok(Json(json!({ "data": data, "next_cursor": next })))
 }
 
-async fn fetch(
-    State(app): State<App>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+async fn fetch(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiResult<Json<Value>> {
     let mut c = store::find(app.db(), &auth.tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("call"))?;

@@ -4,11 +4,11 @@ use super::flow::{validate, Flow, Step};
 use super::render::{render_from, Ctx, Effect};
 use crate::db::{now_ms, Db, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Auth, JsonBody};
+use crate::http::{Auth, JsonBody, PathId};
 use crate::ids::new_id;
 use crate::messaging::iso;
 use crate::App;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -231,7 +231,7 @@ async fn create(
 async fn replace(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(mut flow): JsonBody<Flow>,
 ) -> ApiResult<Json<StoredFlow>> {
     let current = find(app.db(), &auth.tenant.id, &id)
@@ -262,7 +262,7 @@ async fn replace(
 async fn fetch(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<Json<StoredFlow>> {
     find(app.db(), &auth.tenant.id, &id)
         .await?
@@ -284,11 +284,7 @@ async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "data": data, "next_cursor": null })))
 }
 
-async fn remove(
-    State(app): State<App>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+async fn remove(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiResult<StatusCode> {
     let f = find(app.db(), &auth.tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("flow"))?;
@@ -330,7 +326,7 @@ struct PreviewRequest {
 async fn preview(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(req): JsonBody<PreviewRequest>,
 ) -> ApiResult<Json<Value>> {
     let f = find(app.db(), &auth.tenant.id, &id)

@@ -8,12 +8,12 @@ use super::calls::Call;
 use crate::db::{now_ms, opt_str, Db, DbError, DbResult, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::http::webhook::{security_event, Webhook};
-use crate::http::{Auth, JsonBody, QueryParams};
+use crate::http::{Auth, JsonBody, PathId, QueryParams};
 use crate::ids::new_id;
 use crate::messaging::iso;
 use crate::queue::{self, Job, Outcome, Worker};
 use crate::App;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -691,7 +691,7 @@ async fn get_voicemail(db: &Db, tenant_id: &str, id: &str) -> DbResult<Option<Vo
 async fn fetch(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> ApiResult<Json<Voicemail>> {
     get_voicemail(app.db(), &auth.tenant.id, &id)
         .await?
@@ -709,7 +709,7 @@ struct Patch {
 async fn update(
     State(app): State<App>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(p): JsonBody<Patch>,
 ) -> ApiResult<Json<Voicemail>> {
     if !["new", "listened", "archived"].contains(&p.status.as_str()) {
@@ -731,11 +731,11 @@ async fn update(
     if res.rows_affected() == 0 {
         return Err(ApiError::not_found("voicemail"));
     }
-    fetch(State(app), auth, Path(id)).await
+    fetch(State(app), auth, PathId(id)).await
 }
 
 /// Streams a stored recording.
-async fn media(State(app): State<App>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
+async fn media(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiResult<Response> {
     let r = sqlx::query(
         "SELECT status, storage_key, content_type FROM recordings WHERE id = $1 AND tenant_id = $2",
     )

@@ -211,6 +211,7 @@ pub fn test_config(
         shutdown_grace: Duration::from_secs(5),
         stt: None,
         delete_recordings_at_twilio: false,
+        limits: Default::default(),
     }
 }
 
