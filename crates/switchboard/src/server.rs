@@ -165,7 +165,7 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
         shutdown_grace,
         stt,
         delete_recordings_at_twilio,
-        limits: crate::config::Limits::from_env(&env)?,
+        limits: crate::config::Limits::from_env(env)?,
     };
     let default_tenant = match (env("TWILIO_ACCOUNT_SID"), env("TWILIO_AUTH_TOKEN")) {
         (Some(sid), Some(token)) => {
