@@ -401,18 +401,38 @@ pub const DEV_NUMBERS: [&str; 3] = ["+14155550100", "+14155550101", "+1415555010
 
 fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> std::io::Result<String> {
     match std::fs::read_to_string(path) {
-        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Ok(s) if !s.trim().is_empty() => {
+            keep_private(path)?;
+            Ok(s.trim().to_string())
+        }
         _ => {
             let v = make();
-            std::fs::write(path, &v)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-            }
+            write_secret(path, &v)?;
             Ok(v)
         }
     }
+}
+
+/// Writes a secret readable by its owner only, from the moment the file exists.
+fn write_secret(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)?.write_all(value.as_bytes())?;
+    keep_private(path)
+}
+
+/// Owner-only permissions (a file made by an earlier version may have had wider ones).
+fn keep_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if path.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 /// `switchboard dev`: everything on embedded defaults in `data_dir`, the twin at `/sim`.
@@ -424,6 +444,7 @@ pub async fn dev(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     std::fs::create_dir_all(&data_dir)
+        .and_then(|_| keep_private(&data_dir))
         .map_err(|e| format!("--data-dir {}: {e}", data_dir.display()))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}");
@@ -434,7 +455,7 @@ pub async fn dev(
     let api_key = match api_key {
         Some(k) if k.len() < 16 => return Err("--api-key: use at least 16 characters".into()),
         Some(k) => {
-            std::fs::write(data_dir.join("dev-api-key"), &k).map_err(|e| e.to_string())?;
+            write_secret(&data_dir.join("dev-api-key"), &k).map_err(|e| e.to_string())?;
             k
         }
         None => read_or_create(&data_dir.join("dev-api-key"), crate::crypto::new_api_key)

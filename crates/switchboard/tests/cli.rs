@@ -333,6 +333,16 @@ fn admin_commands_work_on_a_dev_data_directory() {
         }
     }
     std::thread::spawn(move || lines.for_each(drop));
+    // The secrets dev keeps are its user's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, mode) in [("", 0o700), ("dev-api-key", 0o600), ("master.key", 0o600)] {
+            let path = std::path::Path::new(&data).join(name);
+            let got = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(got, mode, "{} is {got:o}", path.display());
+        }
+    }
     let admin = |args: &[&str]| {
         let mut c = switchboard();
         c.args(args).args(["--data-dir", &data]);

@@ -64,6 +64,12 @@ const MIGRATIONS: &[Migration] = &[
             "../../migrations/0008_tenant_scoped_sids.postgres.sql"
         )),
     },
+    Migration {
+        version: 9,
+        name: "api_key_ids",
+        sql: include_str!("../../migrations/0009_api_key_ids.sql"),
+        postgres: None,
+    },
 ];
 
 /// An arbitrary constant naming our advisory lock.

@@ -67,6 +67,9 @@ pub fn record_many<'a>(
             .map(|(_, r)| r.clone())
             .collect();
         let items = &items[..];
+        if items.is_empty() {
+            return Ok(vec![Receipt::Refused; all.len()]);
+        }
         let contact_keys: Vec<(&str, &str)> = items
             .iter()
             .map(|r| (r.tenant_id.as_str(), r.msg.from.as_str()))

@@ -58,6 +58,18 @@ async fn add(
     let phone = E164::parse(&req.phone_number, &auth.tenant.default_region)
         .map_err(|e| ApiError::unprocessable("invalid_phone_number", e.to_string()))?;
     check_rate(req.segments_per_second)?;
+    let unavailable = |e: String| {
+        ApiError::unprocessable(
+            "twilio_number_unavailable",
+            format!("cannot configure {phone} at Twilio: {e}"),
+        )
+    };
+    // Ownership first: whether someone attached a number is only told to a tenant whose own
+    // Twilio account has it.
+    let client = app.twilio(&auth.tenant.id).await?;
+    let sid = super::setup::find(&client, phone.as_str())
+        .await
+        .map_err(unavailable)?;
     if store::number_by_phone(app.db(), phone.as_str())
         .await?
         .is_some()
@@ -67,15 +79,9 @@ async fn add(
             format!("{phone} is already attached"),
         ));
     }
-    let client = app.twilio(&auth.tenant.id).await?;
-    let sid = super::setup::point_webhooks(&app, &client, phone.as_str())
+    super::setup::point(&app, &client, &sid)
         .await
-        .map_err(|e| {
-            ApiError::unprocessable(
-                "twilio_number_unavailable",
-                format!("cannot configure {phone} at Twilio: {e}"),
-            )
-        })?;
+        .map_err(unavailable)?;
     let rate = req
         .segments_per_second
         .unwrap_or(app.config().default_segments_per_second);

@@ -7,6 +7,13 @@ use twilio::Client;
 /// Finds `phone` in the Twilio account and sets its messaging and voice webhooks to this
 /// server. Returns the number's SID.
 pub async fn point_webhooks(app: &App, client: &Client, phone: &str) -> Result<String, String> {
+    let sid = find(client, phone).await?;
+    point(app, client, &sid).await?;
+    Ok(sid)
+}
+
+/// The SID of `phone` in the client's Twilio account; an error when the account lacks it.
+pub async fn find(client: &Client, phone: &str) -> Result<String, String> {
     let found = client
         .find_number(phone)
         .await
@@ -17,6 +24,11 @@ pub async fn point_webhooks(app: &App, client: &Client, phone: &str) -> Result<S
                 client.account_sid()
             )
         })?;
+    Ok(found.sid)
+}
+
+/// Sets the number's messaging and voice webhooks to this server.
+pub async fn point(app: &App, client: &Client, sid: &str) -> Result<(), String> {
     let base = &app.config().public_url;
     let settings = NumberSettings {
         sms_url: Some(format!("{base}/twilio/messaging")),
@@ -28,8 +40,8 @@ pub async fn point_webhooks(app: &App, client: &Client, phone: &str) -> Result<S
         ..Default::default()
     };
     client
-        .update_number(&found.sid, &settings)
+        .update_number(sid, &settings)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(found.sid)
+    Ok(())
 }

@@ -52,14 +52,15 @@ async fn insert_key(
     tenant_id: &str,
     key: &str,
 ) -> DbResult<()> {
-    sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(new_id("key"))
-        .bind(tenant_id)
-        .bind(hash_api_key(key))
-        .bind(key.chars().take(7).collect::<String>())
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(new_id("key"))
+    .bind(tenant_id)
+    .bind(hash_api_key(key))
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

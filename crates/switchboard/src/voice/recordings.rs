@@ -130,6 +130,34 @@ fn reported_recording(hook: &Webhook) -> ApiResult<Option<(String, String)>> {
     Ok(Some((sid.to_string(), url.to_string())))
 }
 
+/// Checks what a recording or transcription callback names before anything of it is kept:
+/// the RecordingSid must not be another account's or another call's, and the RecordingUrl
+/// must be the signing account's.
+pub async fn check_reported(app: &App, hook: &Webhook, c: &Call) -> ApiResult<()> {
+    let Some(sid) = hook.form.non_empty("RecordingSid") else {
+        return Ok(());
+    };
+    if hook.form.non_empty("RecordingUrl").is_some() {
+        reported_recording(hook)?;
+    }
+    let owner =
+        sqlx::query("SELECT call_id FROM recordings WHERE twilio_sid = $1 AND tenant_id = $2")
+            .bind(sid)
+            .bind(&c.tenant_id)
+            .fetch_optional(app.db().pool())
+            .await
+            .map_err(DbError::from)?;
+    let elsewhere =
+        super::store::sid_elsewhere(app.db().pool(), "recordings", &hook.tenants, sid).await?;
+    if elsewhere.is_some() || owner.is_some_and(|r| r.get::<String, _>("call_id") != c.id) {
+        security_event(&hook.account_sid, "recording", sid);
+        return Err(ApiError::forbidden(
+            "this RecordingSid belongs to another call",
+        ));
+    }
+    Ok(())
+}
+
 /// Records a recording Twilio reported (once per RecordingSid within the tenant) and returns
 /// its id. A RecordingSid another account has, or another call of this tenant has, is refused.
 async fn upsert_recording(
@@ -302,21 +330,9 @@ pub async fn transcription_reported(app: &App, hook: &Webhook, c: &Call) -> ApiR
     let Some(sid) = form.non_empty("RecordingSid") else {
         return Ok(());
     };
-    let owner =
-        sqlx::query("SELECT call_id FROM recordings WHERE twilio_sid = $1 AND tenant_id = $2")
-            .bind(sid)
-            .bind(&c.tenant_id)
-            .fetch_optional(app.db().pool())
-            .await
-            .map_err(DbError::from)?;
-    let elsewhere =
-        super::store::sid_elsewhere(app.db().pool(), "recordings", &hook.tenants, sid).await?;
-    if elsewhere.is_some() || owner.is_some_and(|r| r.get::<String, _>("call_id") != c.id) {
-        security_event(&hook.account_sid, "transcription", sid);
-        return Err(ApiError::forbidden(
-            "this RecordingSid belongs to another call",
-        ));
-    }
+    // Checked again here: the callback's event was kept on the same check a moment ago, and
+    // this is what guards the row.
+    check_reported(app, hook, c).await?;
     let status = if form.get("TranscriptionStatus") == Some("completed") {
         "completed"
     } else {

@@ -558,6 +558,7 @@ async fn media_callback(
     status_param: &str,
 ) -> ApiResult<Option<Call>> {
     let (c, v) = call_of(app, hook, false).await?;
+    super::recordings::check_reported(app, hook, &c).await?;
     let form = &hook.form;
     let status = form.get(status_param);
     let once = format!(

@@ -215,6 +215,13 @@ pub fn test_config(
     }
 }
 
+/// Another tenant's key and Twilio account.
+pub struct Other {
+    pub api_key: String,
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
         Self::start_with(backend, |_| {}).await
@@ -370,6 +377,11 @@ impl TestApp {
 
     /// Creates a second tenant with its own key, Twilio account and number.
     pub async fn second_tenant(&self, number: &str) -> String {
+        self.other_tenant(number).await.api_key
+    }
+
+    /// A second tenant with its own key, Twilio account and number, and what it knows.
+    pub async fn other_tenant(&self, number: &str) -> Other {
         let (sid, token) = self.sim.create_account(None, None).unwrap();
         self.sim
             .add_number(&sid, number, &Default::default())
@@ -380,15 +392,37 @@ impl TestApp {
             &DefaultTenant {
                 name: format!("other-{}", random_hex()),
                 api_key: key.clone(),
-                account_sid: sid,
-                auth_token: token,
+                account_sid: sid.clone(),
+                auth_token: token.clone(),
                 numbers: vec![number.into()],
                 segments_per_second: Some(100.0),
             },
         )
         .await
         .unwrap();
-        key
+        Other {
+            api_key: key,
+            account_sid: sid,
+            auth_token: token,
+        }
+    }
+
+    /// POSTs a webhook to `path` signed with `token`, as Twilio would for that account.
+    pub async fn signed(
+        &self,
+        token: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let url = format!("{}{path}", self.url);
+        let sig = twilio::signature::sign(token, &url, form);
+        self.http
+            .post(&url)
+            .header("X-Twilio-Signature", sig)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The value of one series of `/metrics`, e.g.

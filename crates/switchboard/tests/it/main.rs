@@ -1,9 +1,11 @@
 //! Integration tests: the real server over HTTP, on SQLite and on PostgreSQL, with the twin
 //! as Twilio.
 
+mod adversarial;
 mod core;
 mod crash;
 mod examples;
+mod fuzz;
 mod harness;
 mod inbound;
 mod openapi;
