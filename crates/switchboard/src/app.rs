@@ -21,6 +21,8 @@ struct Inner {
     config: Config,
     storage: Storage,
     http: reqwest::Client,
+    /// For URLs a tenant gives: public addresses only, unless allowed.
+    tenant_http: reqwest::Client,
     /// Woken when work is queued, so workers need not wait for their next poll.
     work: Notify,
     directory: crate::tenants::directory::Directory,
@@ -43,8 +45,10 @@ impl App {
     pub fn new(db: Db, config: Config, storage: Storage) -> Result<Self, String> {
         let http =
             Client::http_client(twilio::rest::Timeouts::default()).map_err(|e| e.to_string())?;
+        let tenant_http = crate::egress::client(config.allow_private_urls)?;
         Ok(App {
             inner: Arc::new(Inner {
+                tenant_http,
                 metrics: crate::telemetry::Metrics::new(&db),
                 rate_limits: crate::http::limits::RateLimits::new(&config.limits),
                 inbound: InboundWriter::start(
@@ -80,6 +84,11 @@ impl App {
     /// The shared HTTP client (Twilio's timeouts; set a shorter one per request where needed).
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// The client for URLs a tenant gives; check them with `egress::check_url` first.
+    pub fn tenant_http(&self) -> &reqwest::Client {
+        &self.inner.tenant_http
     }
 
     pub fn work_queued(&self) {

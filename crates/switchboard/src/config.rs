@@ -165,6 +165,9 @@ pub struct Config {
     pub delete_recordings_at_twilio: bool,
     /// Timeouts, connections and request rates.
     pub limits: Limits,
+    /// Let URLs a tenant gives (an `ask_app` step's app) reach private, loopback and
+    /// link-local addresses (`SWITCHBOARD_ALLOW_PRIVATE_URLS`; off for `serve`, on for `dev`).
+    pub allow_private_urls: bool,
 }
 
 /// Speech to text: `POST {url}/audio/transcriptions` as OpenAI's API (and self-hosted Whisper

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod egress;
 pub mod error;
 pub mod http;
 pub mod ids;

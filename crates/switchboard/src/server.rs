@@ -166,6 +166,16 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
         stt,
         delete_recordings_at_twilio,
         limits: crate::config::Limits::from_env(env)?,
+        allow_private_urls: match env("SWITCHBOARD_ALLOW_PRIVATE_URLS").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(_) => {
+                return Err(config_error(
+                    "SWITCHBOARD_ALLOW_PRIVATE_URLS",
+                    "true or false",
+                ))
+            }
+        },
     };
     let default_tenant = match (env("TWILIO_ACCOUNT_SID"), env("TWILIO_AUTH_TOKEN")) {
         (Some(sid), Some(token)) => {
@@ -352,6 +362,8 @@ pub fn dev_config(data_dir: &Path, url: &str, master_key: MasterKey) -> Config {
         stt: None,
         delete_recordings_at_twilio: false,
         limits: Default::default(),
+        // Apps under development run on the same machine.
+        allow_private_urls: true,
     }
 }
 

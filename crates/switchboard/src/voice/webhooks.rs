@@ -151,11 +151,12 @@ async fn ask_the_app(
         "call_id": c.id, "call_sid": c.twilio_sid, "from": c.from, "to": c.to, "step": step, "path": c.path,
     })
     .to_string();
+    let url = crate::egress::check_url(&ask.url, app.config().allow_private_urls)?;
     let secret = crate::tenants::api::app_signing_secret(app, &c.tenant_id);
     let sig = app_signature(&secret, chrono::Utc::now().timestamp(), &body);
     let resp = app
-        .http()
-        .post(&ask.url)
+        .tenant_http()
+        .post(url)
         .timeout(std::time::Duration::from_millis(ask.timeout_ms as u64))
         .header("Content-Type", "application/json")
         .header("X-Switchboard-Signature", sig)

@@ -712,3 +712,78 @@ async fn lost_postgres_connections_answer_503_not_500() {
         "{statuses:?}"
     );
 }
+
+/// A tenant's `ask_app` URL pointing inside (this machine, a private network, the cloud's
+/// metadata service) is never fetched; the flow falls back.
+async fn tenant_urls_never_reach_inside_addresses(b: Backend) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let t = TestApp::start_with(b, |c| c.allow_private_urls = false).await;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let router = axum::Router::new().fallback(move || {
+        h.fetch_add(1, Ordering::SeqCst);
+        async { r#"{"start": "inside", "steps": {"inside": {"type": "say", "text": "Reached inside."}}}"# }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (va, vt) = (t.account_sid.clone(), t.auth_token.clone());
+    for (i, url) in [
+        format!("http://127.0.0.1:{port}/ask"),
+        format!("http://localhost:{port}/ask"),
+        format!("http://[::ffff:127.0.0.1]:{port}/ask"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("inside {i}");
+        let (s, v) = t
+            .post(
+                "/v1/flows",
+                json!({"name": name, "start": "ask", "steps": {
+                    "ask": {"type": "ask_app", "url": url, "timeout_ms": 2000, "fallback": "outside"},
+                    "outside": {"type": "say", "text": "Fell back."}}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let (_, nums) = t.get("/v1/numbers").await;
+        let nid = nums["data"][0]["id"].as_str().unwrap().to_string();
+        let number = nums["data"][0]["phone_number"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (s, v) = t
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/v1/numbers/{nid}"),
+                &t.api_key,
+                Some(json!({"flow": name})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let ca = sid("CA");
+        let doc = incoming_call(&t, &vt, &va, &number, &ca)
+            .await
+            .text()
+            .await
+            .unwrap();
+        let start = doc.find("<Redirect").expect("the ask_app redirect");
+        let from = start + doc[start..].find('>').unwrap() + 1;
+        let to = from + doc[from..].find('<').unwrap();
+        let action = doc[from..to].replace("&amp;", "&");
+        let path = action.strip_prefix(&t.url).unwrap().to_string();
+        let f = [
+            ("CallSid", ca.as_str()),
+            ("AccountSid", va.as_str()),
+            ("From", HANDSET),
+            ("To", number.as_str()),
+            ("CallStatus", "in-progress"),
+        ];
+        let answer = t.signed(&vt, &path, &f).await.text().await.unwrap();
+        assert!(answer.contains("Fell back."), "{url}: {answer}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing inside was reached");
+}
+both!(tenant_urls_never_reach_inside_addresses);

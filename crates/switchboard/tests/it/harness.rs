@@ -212,6 +212,7 @@ pub fn test_config(
         stt: None,
         delete_recordings_at_twilio: false,
         limits: Default::default(),
+        allow_private_urls: true,
     }
 }
 
