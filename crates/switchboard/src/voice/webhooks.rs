@@ -425,6 +425,8 @@ async fn take_turn(app: &App, hook: &Webhook, c: &Call) -> ApiResult<(i64, bool)
 /// The result of a waiting step (a menu choice, a forward's outcome, a voicemail).
 async fn step(State(app): State<App>, hook: Webhook) -> ApiResult<Response> {
     let (c, _) = call_of(&app, &hook, true).await?;
+    // A voicemail's recording is checked before the turn is taken or anything kept.
+    super::recordings::check_reported(&app, &hook, &c).await?;
     let (turn, first) = take_turn(&app, &hook, &c).await?;
     let form = &hook.form;
     let name = hook

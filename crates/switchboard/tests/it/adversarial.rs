@@ -417,25 +417,7 @@ async fn replayed_callbacks_and_flow_steps_are_kept_once(b: Backend) {
     });
     let (s, v) = t.post("/v1/flows", flow).await;
     assert_eq!(s, 201, "{v}");
-    let (_, nums) = t.get("/v1/numbers").await;
-    let nid = nums["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["phone_number"] == NUMBER)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, v) = t
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/v1/numbers/{nid}"),
-            &t.api_key,
-            Some(json!({"flow": "menu"})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    t.patch_number(NUMBER, json!({"flow": "menu"})).await;
     let ca = sid("CA");
     let doc = incoming_call(&t, &vt, &va, NUMBER, &ca)
         .await

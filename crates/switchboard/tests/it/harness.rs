@@ -408,6 +408,30 @@ impl TestApp {
         }
     }
 
+    /// Changes one of the tenant's numbers (by phone) with `PATCH /v1/numbers/{id}`.
+    pub async fn patch_number(&self, phone: &str, change: Value) -> Value {
+        let (_, nums) = self.get("/v1/numbers").await;
+        let id = nums["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["phone_number"] == phone)
+            .unwrap_or_else(|| panic!("no number {phone}: {nums}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (s, v) = self
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/v1/numbers/{id}"),
+                &self.api_key,
+                Some(change),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
     /// POSTs a webhook to `path` signed with `token`, as Twilio would for that account.
     pub async fn signed(
         &self,

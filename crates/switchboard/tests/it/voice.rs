@@ -7,25 +7,7 @@ use sim::PhoneCall;
 const AGENT: &str = "+14155550142";
 
 async fn attach(t: &TestApp, number: &str, flow: &str) {
-    let (_, nums) = t.get("/v1/numbers").await;
-    let id = nums["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["phone_number"] == number)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, v) = t
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/v1/numbers/{id}"),
-            &t.api_key,
-            Some(json!({"flow": flow})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    let v = t.patch_number(number, json!({ "flow": flow })).await;
     assert!(
         v["flow_id"]
             .as_str()
