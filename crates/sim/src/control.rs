@@ -29,6 +29,7 @@ pub fn router() -> Router<Sim> {
         .route("/calls", post(calls))
         .route("/calls/{sid}", get(call_report))
         .route("/phones/{number}", axum::routing::put(set_phone))
+        .route("/clock", post(advance_clock))
         .fallback(|uri: axum::http::Uri| async move { SimError::not_found(uri.path()) })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             SimError::new(405, 20004, format!("Method {method} not allowed"))
@@ -216,4 +217,16 @@ async fn set_phone(
     }
     sim.set_phone(&number, script);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockChange {
+    advance_secs: u64,
+}
+
+/// Moves the twin's clock forward (Verify's codes expire by it).
+async fn advance_clock(State(sim): State<Sim>, JsonBody(c): JsonBody<ClockChange>) -> Json<Value> {
+    sim.advance_clock(std::time::Duration::from_secs(c.advance_secs));
+    Json(json!({ "now": sim.now().to_rfc3339() }))
 }

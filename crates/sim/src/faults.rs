@@ -29,6 +29,8 @@ pub enum FaultKind {
     DropCallbacks,
     /// Media answers 404 for its first `count` fetches.
     MediaNotReady { count: u32 },
+    /// Verify's Fraud Guard blocks SMS codes to numbers starting with `prefix` (60410).
+    FraudGuard { prefix: String },
 }
 
 fn one() -> u64 {

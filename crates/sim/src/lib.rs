@@ -14,6 +14,7 @@ mod handset;
 mod lifecycle;
 pub mod phone;
 pub mod state;
+pub mod verify;
 pub mod voice;
 mod webhooks;
 
@@ -89,6 +90,7 @@ impl Sim {
     pub fn router(&self) -> Router {
         Router::new()
             .nest("/api/2010-04-01", api::router())
+            .nest("/verify/v2", verify::router())
             .nest("/control", control::router())
             .fallback(|uri: axum::http::Uri| async move { SimError::not_found(uri.path()) })
             .with_state(self.clone())

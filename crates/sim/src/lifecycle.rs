@@ -150,6 +150,7 @@ fn advance(
         .map(|url| Callback { url, params, token });
     if *status == MessageStatus::Delivered || failing {
         let delivery = Delivery {
+            channel: "sms",
             sid: m.sid.clone(),
             account_sid: m.account_sid.clone(),
             from: m.from.clone(),

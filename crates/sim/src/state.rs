@@ -98,6 +98,8 @@ pub struct Message {
 /// A message the simulated network handed to a handset.
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
+    /// `sms`, or `call` for a code read out by Verify.
+    pub channel: &'static str,
     pub sid: String,
     pub account_sid: String,
     pub from: String,
@@ -276,6 +278,11 @@ pub struct World {
     pub transcriptions: HashMap<String, Transcription>,
     /// How simulated phones answer calls placed to them (by number).
     pub phones: HashMap<String, CallScript>,
+    /// Verify v2: services and verifications by SID.
+    pub verify_services: HashMap<String, crate::verify::Service>,
+    pub verifications: HashMap<String, crate::verify::Verification>,
+    /// How far the twin's clock is ahead of the real one (for expiry tests), in milliseconds.
+    pub clock_offset_ms: i64,
 }
 
 impl World {

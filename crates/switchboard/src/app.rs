@@ -28,6 +28,7 @@ struct Inner {
     directory: crate::tenants::directory::Directory,
     metrics: crate::telemetry::Metrics,
     rate_limits: crate::http::limits::RateLimits,
+    clock: crate::clock::Clock,
     inbound: InboundWriter,
     /// `/healthz` answers 200 only once this is set.
     ready: std::sync::atomic::AtomicBool,
@@ -51,6 +52,7 @@ impl App {
                 tenant_http,
                 metrics: crate::telemetry::Metrics::new(&db),
                 rate_limits: crate::http::limits::RateLimits::new(&config.limits),
+                clock: Default::default(),
                 inbound: InboundWriter::start(
                     db.clone(),
                     256,
@@ -119,6 +121,11 @@ impl App {
         self.inner
             .hold_ready
             .store(true, std::sync::atomic::Ordering::Release)
+    }
+
+    /// The clock rules are judged by (tests move it forward).
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.inner.clock
     }
 
     pub fn rate_limits(&self) -> &crate::http::limits::RateLimits {

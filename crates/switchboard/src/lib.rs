@@ -3,6 +3,7 @@
 pub mod app;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -20,6 +21,7 @@ pub mod sim_server;
 pub mod storage;
 pub mod telemetry;
 pub mod tenants;
+pub mod verify;
 pub mod voice;
 pub mod workers;
 

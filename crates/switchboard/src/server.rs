@@ -21,6 +21,9 @@ pub struct DefaultTenant {
     pub auth_token: String,
     pub numbers: Vec<String>,
     pub segments_per_second: Option<f64>,
+    /// A Twilio Verify Service (`TWILIO_VERIFY_SERVICE_SID`): verifications go through Twilio
+    /// Verify instead of the built-in engine.
+    pub verify_service_sid: Option<String>,
 }
 
 impl std::fmt::Debug for DefaultTenant {
@@ -211,6 +214,16 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
                     })
                     .unwrap_or_default(),
                 segments_per_second: None,
+                verify_service_sid: match env("TWILIO_VERIFY_SERVICE_SID") {
+                    Some(v) if twilio::sid::is_sid(&v, "VA") => Some(v),
+                    Some(_) => {
+                        return Err(config_error(
+                            "TWILIO_VERIFY_SERVICE_SID",
+                            "VA followed by 32 hex digits",
+                        ))
+                    }
+                    None => None,
+                },
             })
         }
         (Some(_), None) => {
@@ -278,6 +291,16 @@ pub async fn ensure_tenant(app: &App, t: &DefaultTenant) -> Result<String, Strin
     )
     .await
     .map_err(|e| e.to_string())?;
+    if let Some(service) = &t.verify_service_sid {
+        let mut s = crate::verify::store::settings(db, &tenant.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        s.engine = crate::verify::Engine::Twilio;
+        s.twilio_service_sid = Some(service.clone());
+        crate::verify::store::save_settings(db, &tenant.id, &s, app.clock().now_ms())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let client = app.twilio(&tenant.id).await.map_err(|e| e.message)?;
     for raw in &t.numbers {
         let phone = crate::phone::E164::parse(raw, &app.config().default_region)
@@ -504,6 +527,7 @@ pub async fn dev(
         auth_token,
         numbers: DEV_NUMBERS.iter().map(|s| s.to_string()).collect(),
         segments_per_second: Some(10.0),
+        verify_service_sid: None,
     };
     let setup = ensure_tenant(&app, &tenant).await;
     if let Err(e) = setup {

@@ -60,6 +60,8 @@ pub struct Metrics {
     queue_age: Family<Labels, Gauge<f64, AtomicU64>>,
     pub db_unavailable: Counter,
     rate_limited: Family<Labels, Counter>,
+    verifications: Family<Labels, Counter>,
+    verification_blocks: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -80,6 +82,18 @@ impl Metrics {
         let queue_age = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let db_unavailable = Counter::default();
         let rate_limited = Family::<Labels, Counter>::default();
+        let verifications = Family::<Labels, Counter>::default();
+        let verification_blocks = Family::<Labels, Counter>::default();
+        registry.register(
+            "verifications",
+            "Verification codes by engine and outcome (sent, resent, approved, wrong_code, ...)",
+            verifications.clone(),
+        );
+        registry.register(
+            "verification_blocks",
+            "Verification codes not sent, by the limit that stopped them",
+            verification_blocks.clone(),
+        );
         registry.register(
             "rate_limited",
             "Requests answered 429, by what was limited (ip, api_key)",
@@ -152,6 +166,8 @@ impl Metrics {
             queue_age,
             db_unavailable,
             rate_limited,
+            verifications,
+            verification_blocks,
         }
     }
 }
@@ -164,6 +180,23 @@ impl Metrics {
                 ("kind", kind.to_string()),
                 ("outcome", outcome.to_string()),
             ])
+            .inc();
+    }
+
+    /// A verification step of `engine` ended with `outcome`.
+    pub fn verification(&self, engine: &str, outcome: &str) {
+        self.verifications
+            .get_or_create(&vec![
+                ("engine", engine.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
+    }
+
+    /// A code was not sent because of `reason`.
+    pub fn verification_blocked(&self, reason: &str) {
+        self.verification_blocks
+            .get_or_create(&vec![("reason", reason.to_string())])
             .inc();
     }
 

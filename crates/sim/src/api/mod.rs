@@ -88,6 +88,18 @@ pub(crate) fn authenticate(
     }
 }
 
+/// The account HTTP Basic credentials act for, for APIs without the account in the path
+/// (Verify v2 and the other `{product}.twilio.com/v…` APIs).
+pub(crate) fn authenticate_any(sim: &Sim, headers: &HeaderMap) -> SimResult<Account> {
+    let (user, _) = basic_credentials(headers).ok_or_else(SimError::authenticate)?;
+    let account = if user.starts_with("SK") {
+        sim.world().keys.get(&user).map(|k| k.account_sid.clone())
+    } else {
+        Some(user)
+    };
+    authenticate(sim, headers, &account.ok_or_else(SimError::authenticate)?)
+}
+
 /// Test credentials reach only the resources Twilio allows them.
 pub(crate) fn live_only(account: &Account) -> SimResult<()> {
     if account.test {

@@ -70,6 +70,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0009_api_key_ids.sql"),
         postgres: None,
     },
+    Migration {
+        version: 10,
+        name: "verifications",
+        sql: include_str!("../../migrations/0010_verifications.sql"),
+        postgres: None,
+    },
 ];
 
 /// An arbitrary constant naming our advisory lock.

@@ -35,6 +35,7 @@ pub fn router(app: App) -> Router {
         .merge(crate::voice::webhooks::router())
         .merge(crate::voice::recordings::router())
         .merge(crate::voice::outbound::router())
+        .merge(crate::verify::api::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -65,6 +65,18 @@ pub async fn send(
     req: SendRequest,
     idempotency_key: Option<String>,
 ) -> ApiResult<(Message, bool)> {
+    send_for(app, tenant, req, idempotency_key, None).await
+}
+
+/// [`send`], for a text carrying a verification's code: its body holds the code masked, and
+/// the code is put in when the text is handed to Twilio.
+pub async fn send_for(
+    app: &App,
+    tenant: &Tenant,
+    req: SendRequest,
+    idempotency_key: Option<String>,
+    verification_id: Option<String>,
+) -> ApiResult<(Message, bool)> {
     let request_hash = hex::encode(Sha256::digest(serde_json::to_vec(&req).unwrap_or_default()));
     if let Some(key) = &idempotency_key {
         if let Some((id, hash)) = store::by_idempotency_key(app.db(), &tenant.id, key).await? {
@@ -218,6 +230,7 @@ pub async fn send(
         next_attempt_at: Some(now),
         valid_until: Some(now + validity.as_millis() as i64),
         now,
+        verification_id: verification_id.clone(),
     };
     // Through the group-commit writer: committed with others, and never left half-done by a
     // client that hangs up.

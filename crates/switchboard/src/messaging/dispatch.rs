@@ -112,6 +112,13 @@ async fn send(app: &App, job: &Job) -> DbResult<Outcome> {
             });
         }
     };
+    let Some(body) = text_of(app, &m).await? else {
+        let error = "the verification ended before its code was sent";
+        fail(app, &m, "verification_ended", error).await?;
+        return Ok(Outcome::Failed {
+            error: error.into(),
+        });
+    };
     if !mark_submitting(app, job, &m).await? {
         return Ok(Outcome::Done); // the claim was lost: another holder has it
     }
@@ -122,7 +129,7 @@ async fn send(app: &App, job: &Job) -> DbResult<Outcome> {
     let req = CreateMessage {
         to: m.view.to.clone(),
         from: Some(m.view.from.clone()),
-        body: (!m.view.body.is_empty()).then(|| m.view.body.clone()),
+        body: (!body.is_empty()).then_some(body),
         media_url: m.view.media_urls.clone(),
         status_callback: Some(format!(
             "{}/twilio/messaging/status?mid={}",
@@ -208,6 +215,15 @@ async fn mark_submitting(app: &App, job: &Job, m: &Stored) -> DbResult<bool> {
             })
         })
         .await
+}
+
+/// What the message says when it is handed to Twilio: its body, or for a verification's text
+/// the body with the code put in (None once the verification ended).
+async fn text_of(app: &App, m: &Stored) -> DbResult<Option<String>> {
+    match &m.verification_id {
+        None => Ok(Some(m.view.body.clone())),
+        Some(v) => crate::verify::code_text(app, &m.tenant_id, v, "sms").await,
+    }
 }
 
 /// Twilio has the message: its SID, and its status polls queued.
@@ -309,9 +325,13 @@ async fn reconcile(app: &App, m: &Stored) -> DbResult<Outcome> {
             return Ok(Outcome::Unknown);
         }
     };
+    // A verification's text went out with its code, which the stored body masks.
+    let body = text_of(app, m)
+        .await?
+        .unwrap_or_else(|| m.view.body.clone());
     for tm in found {
         let created = tm.date_created.map(|d| d.timestamp_millis()).unwrap_or(0);
-        let same_body = tm.body.as_deref().unwrap_or_default() == m.view.body;
+        let same_body = tm.body.as_deref().unwrap_or_default() == body;
         if created >= since
             && same_body
             && !store::sid_taken(app.db(), &m.tenant_id, &tm.sid).await?

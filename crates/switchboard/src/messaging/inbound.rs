@@ -151,6 +151,7 @@ fn new_message(r: &Received, contact_id: &str, conversation_id: &str) -> NewMess
         next_attempt_at: None,
         valid_until: None,
         now: r.now,
+        verification_id: None,
     }
 }
 
@@ -216,6 +217,7 @@ async fn extras(tx: &mut Tx, r: &Received, stored: &NewMessage) -> DbResult<()> 
             next_attempt_at: Some(r.now),
             valid_until: Some(r.now + r.reply_validity_ms),
             now: r.now,
+            verification_id: None,
         },
     )
     .await?;

@@ -10,7 +10,7 @@ pub use crate::db::Tx;
 
 const MSG_COLS: &str = "id, tenant_id, direction, number_id, conversation_id, contact_id, from_number, to_number, body, \
     media_urls, status, twilio_sid, encoding, segments, price_estimate, error_code, error_message, attempts, \
-    next_attempt_at, valid_until, submitted_at, created_at, updated_at, sent_at, delivered_at";
+    next_attempt_at, valid_until, submitted_at, created_at, updated_at, sent_at, delivered_at, verification_id";
 
 /// A message row with the fields the workers need beyond the API view.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct Stored {
     pub valid_until: Option<i64>,
     pub submitted_at: Option<i64>,
     pub created_ms: i64,
+    /// The verification whose code this text carries (its body holds the code masked).
+    pub verification_id: Option<String>,
 }
 
 fn row(r: &AnyRow) -> Stored {
@@ -34,6 +36,7 @@ fn row(r: &AnyRow) -> Stored {
         valid_until: opt_i("valid_until"),
         submitted_at: opt_i("submitted_at"),
         created_ms: created,
+        verification_id: opt_str(r, "verification_id"),
         view: Message {
             id: r.get("id"),
             direction: r.get("direction"),
@@ -90,6 +93,8 @@ pub struct NewMessage {
     pub next_attempt_at: Option<i64>,
     pub valid_until: Option<i64>,
     pub now: i64,
+    /// The verification whose code this text carries.
+    pub verification_id: Option<String>,
 }
 
 /// Inserts a message. For inbound messages a repeated MessageSid inserts nothing and returns
@@ -100,7 +105,7 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage) -> DbResult<bool> {
         .is_empty())
 }
 
-const MESSAGE_INSERT_COLS: usize = 24;
+const MESSAGE_INSERT_COLS: usize = 25;
 
 /// Inserts messages in one statement and returns the ids of those inserted: an inbound message
 /// whose MessageSid is already stored is left out (Twilio retried the webhook).
@@ -116,7 +121,7 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
     let sql = format!(
         "INSERT INTO messages (id, tenant_id, direction, number_id, conversation_id, contact_id, from_number, to_number, \
          body, media_urls, status, status_rank, twilio_sid, encoding, segments, price_estimate, template_id, \
-         idempotency_key, request_hash, next_attempt_at, valid_until, created_at, updated_at, sent_at) \
+         idempotency_key, request_hash, next_attempt_at, valid_until, created_at, updated_at, sent_at, verification_id) \
          VALUES {} ON CONFLICT (tenant_id, twilio_sid) DO NOTHING RETURNING id",
         placeholders(tx, ms.len(), MESSAGE_INSERT_COLS)
     );
@@ -147,7 +152,8 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
             .bind(m.valid_until)
             .bind(m.now)
             .bind(m.now)
-            .bind(sent_at);
+            .bind(sent_at)
+            .bind(&m.verification_id);
     }
     let rows = q.fetch_all(&mut **tx).await?;
     let inserted: Vec<String> = rows.iter().map(|r| r.get("id")).collect();

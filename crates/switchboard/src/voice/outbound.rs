@@ -51,8 +51,25 @@ pub(crate) async fn create(
     JsonBody(req): JsonBody<CallRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let key = crate::http::idempotency::key_of(&headers)?;
+    let id = place_call(&app, &auth.tenant, req, key, None).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view(&app, &auth.tenant.id, &id).await?),
+    ))
+}
+
+/// Validates and stores a call to place (status `accepted`), queued for the dispatcher; the
+/// domain entry point any capability uses. With `verification_id`, the call reads that
+/// verification's code (kept masked in `say`, put in when Twilio asks what to say). Returns
+/// the call's id (an earlier one's for a repeated idempotency key).
+pub async fn place_call(
+    app: &App,
+    tenant: &crate::tenants::Tenant,
+    req: CallRequest,
+    key: Option<String>,
+    verification_id: Option<String>,
+) -> ApiResult<String> {
     let hash = hex::encode(Sha256::digest(serde_json::to_vec(&req).unwrap_or_default()));
-    let tenant = &auth.tenant;
     if let Some(k) = &key {
         if let Some(r) = sqlx::query(
             "SELECT id, request_hash FROM calls WHERE tenant_id = $1 AND idempotency_key = $2",
@@ -69,10 +86,7 @@ pub(crate) async fn create(
                     "this Idempotency-Key was used with a different request",
                 ));
             }
-            return Ok((
-                StatusCode::ACCEPTED,
-                Json(view(&app, &tenant.id, &r.get::<String, _>("id")).await?),
-            ));
+            return Ok(r.get::<String, _>("id"));
         }
     }
     let to = E164::parse(&req.to, &tenant.default_region)
@@ -153,17 +167,19 @@ pub(crate) async fn create(
         metadata,
         key.clone(),
         hash.clone(),
+        verification_id,
     ));
     let inserted = app
         .db()
         .write(move |tx| {
             let r = row.clone();
             Box::pin(async move {
-                let (id, tenant_id, number_id, from, to, flow_id, request, metadata, key, hash) = &*r;
+                let (id, tenant_id, number_id, from, to, flow_id, request, metadata, key, hash, vid) =
+                    &*r;
                 sqlx::query(
                     "INSERT INTO calls (id, tenant_id, number_id, direction, from_number, to_number, status, status_rank, flow_id, request, \
-                     metadata, idempotency_key, request_hash, next_attempt_at, created_at, updated_at) \
-                     VALUES ($1, $2, $3, 'outbound-api', $4, $5, 'accepted', 0, $6, $7, $8, $9, $10, $11, $11, $11)",
+                     metadata, idempotency_key, request_hash, next_attempt_at, created_at, updated_at, verification_id) \
+                     VALUES ($1, $2, $3, 'outbound-api', $4, $5, 'accepted', 0, $6, $7, $8, $9, $10, $11, $11, $11, $12)",
                 )
                 .bind(id)
                 .bind(tenant_id)
@@ -176,6 +192,7 @@ pub(crate) async fn create(
                 .bind(key)
                 .bind(hash)
                 .bind(now)
+                .bind(vid)
                 .execute(&mut **tx)
                 .await?;
                 queue::enqueue(tx, WORKER.kind, id, tenant_id, now).await
@@ -205,10 +222,7 @@ pub(crate) async fn create(
         Err(e) => return Err(e.into()),
     };
     app.work_queued();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(view(&app, &tenant.id, &id).await?),
-    ))
+    Ok(id)
 }
 
 /// The call as `GET /v1/calls/{id}` and the list show it.
@@ -465,7 +479,7 @@ async fn answered(State(app): State<App>, hook: Webhook) -> ApiResult<Response> 
     let id = hook
         .query_id("call", "call")?
         .ok_or_else(|| ApiError::bad_request("invalid_webhook", "call is missing"))?;
-    let r = sqlx::query("SELECT tenant_id, flow_id, request, from_number, to_number, twilio_sid FROM calls WHERE id = $1")
+    let r = sqlx::query("SELECT tenant_id, flow_id, request, from_number, to_number, twilio_sid, verification_id FROM calls WHERE id = $1")
         .bind(&id)
         .fetch_optional(app.db().pool())
         .await
@@ -482,8 +496,16 @@ async fn answered(State(app): State<App>, hook: Webhook) -> ApiResult<Response> 
         ));
     }
     set_sid(&app, &id, sid).await?;
-    let request: Option<CallRequest> =
+    let mut request: Option<CallRequest> =
         opt_str(&r, "request").and_then(|j| serde_json::from_str(&j).ok());
+    // A verification's code is put in only now; a call for a verification that ended says
+    // nothing and hangs up.
+    if let Some(vid) = opt_str(&r, "verification_id") {
+        let text = crate::verify::code_text(&app, &tenant_id, &vid, "call").await?;
+        if let Some(q) = request.as_mut() {
+            q.say = text;
+        }
+    }
     let (from, to): (String, String) = (r.get("from_number"), r.get("to_number"));
     let twiml = match (opt_str(&r, "flow_id"), request.and_then(|q| q.say)) {
         (Some(flow_id), _) => match super::flows::find(app.db(), &tenant_id, &flow_id).await? {

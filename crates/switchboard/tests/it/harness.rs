@@ -247,6 +247,7 @@ impl TestApp {
                 auth_token: auth_token.clone(),
                 numbers: vec![NUMBER.into(), NUMBER2.into()],
                 segments_per_second: Some(100.0),
+                verify_service_sid: None,
             },
         )
         .await
@@ -397,6 +398,7 @@ impl TestApp {
                 auth_token: token.clone(),
                 numbers: vec![number.into()],
                 segments_per_second: Some(100.0),
+                verify_service_sid: None,
             },
         )
         .await

@@ -11,4 +11,5 @@ mod inbound;
 mod openapi;
 mod sending;
 mod tenancy;
+mod verify;
 mod voice;

@@ -9,12 +9,14 @@ mod error;
 mod form;
 mod messages;
 mod numbers;
+mod verify;
 
 pub use calls::*;
 pub use error::{ApiError, Error};
 pub use form::Form;
 pub use messages::*;
 pub use numbers::*;
+pub use verify::*;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
