@@ -127,8 +127,52 @@ def main():
     updated = client.incoming_phone_numbers(numbers[0].sid).update(sms_url="https://example.com/sms")
     check(updated.sms_url == "https://example.com/sms", "IncomingPhoneNumbers update")
 
+    verify_checks(client)
+
     server.shutdown()
     print("all SDK checks passed")
+
+
+def sent_codes(to):
+    """The codes Verify texted to `to`, from the twin's control API."""
+    from urllib.parse import quote
+    from urllib.request import urlopen
+    with urlopen(f"{TWIN}/control/messages?to={quote(to)}") as r:
+        items = json.load(r)["messages"]
+    return [m["body"].rsplit(" ", 1)[-1] for m in items if "verification code" in m["body"]]
+
+
+def verify_checks(client):
+    service = client.verify.v2.services.create(friendly_name="Acme")
+    check(service.sid.startswith("VA") and service.code_length == 6, "Verify service create")
+    verifications = client.verify.v2.services(service.sid).verifications
+    v = verifications.create(to=OTHER, channel="sms")
+    check(v.sid.startswith("VE") and v.status == "pending", f"verification create ({v.status})")
+    again = verifications.create(to=OTHER, channel="sms")
+    check(again.sid == v.sid and len(again.send_code_attempts) == 2,
+          "a second create for a pending number re-sends it")
+    for _ in range(200):
+        codes = sent_codes(OTHER)
+        if len(codes) >= 2:
+            break
+        time.sleep(0.02)
+    check(len(codes) == 2 and codes[0] == codes[1], f"the same code twice ({codes})")
+    code = codes[0]
+    checks = client.verify.v2.services(service.sid).verification_checks
+    wrong = checks.create(to=OTHER, code="000000" if code != "000000" else "111111")
+    check(wrong.status == "pending" and wrong.valid is False, "a wrong code leaves it pending")
+    right = checks.create(verification_sid=v.sid, code=code)
+    check(right.status == "approved" and right.valid is True, "the right code approves it")
+    try:
+        verifications(v.sid).fetch()
+        check(False, "an approved verification is gone")
+    except TwilioRestException as e:
+        check(e.status == 404 and e.code == 20404, f"an approved verification is gone ({e.code})")
+    try:
+        verifications.create(to="4155550188", channel="sms")
+        check(False, "a number without + is refused")
+    except TwilioRestException as e:
+        check(e.status == 400 and e.code == 60200, f"Invalid parameter: To gives 60200 ({e.code})")
 
 
 if __name__ == "__main__":
