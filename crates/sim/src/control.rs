@@ -30,6 +30,7 @@ pub fn router() -> Router<Sim> {
         .route("/calls/{sid}", get(call_report))
         .route("/phones/{number}", axum::routing::put(set_phone))
         .route("/clock", post(advance_clock))
+        .route("/lines/{number}", axum::routing::put(set_line))
         .fallback(|uri: axum::http::Uri| async move { SimError::not_found(uri.path()) })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             SimError::new(405, 20004, format!("Method {method} not allowed"))
@@ -229,4 +230,23 @@ struct ClockChange {
 async fn advance_clock(State(sim): State<Sim>, JsonBody(c): JsonBody<ClockChange>) -> Json<Value> {
     sim.advance_clock(std::time::Duration::from_secs(c.advance_secs));
     Json(json!({ "now": sim.now().to_rfc3339() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    /// What Lookup's line_type_intelligence says: `mobile`, `landline`, `fixedVoip`, ….
+    r#type: String,
+}
+
+/// Sets the line type Lookup reports for a number.
+async fn set_line(
+    State(sim): State<Sim>,
+    axum::extract::Path(number): axum::extract::Path<String>,
+    JsonBody(l): JsonBody<Line>,
+) -> Json<Value> {
+    sim.world()
+        .line_types
+        .insert(number.clone(), l.r#type.clone());
+    Json(json!({ "number": number, "type": l.r#type }))
 }

@@ -12,6 +12,7 @@ mod error;
 pub mod faults;
 mod handset;
 mod lifecycle;
+mod lookups;
 pub mod phone;
 pub mod state;
 pub mod verify;
@@ -91,6 +92,7 @@ impl Sim {
         Router::new()
             .nest("/api/2010-04-01", api::router())
             .nest("/verify/v2", verify::router())
+            .nest("/lookups/v2", lookups::router())
             .nest("/control", control::router())
             .fallback(|uri: axum::http::Uri| async move { SimError::not_found(uri.path()) })
             .with_state(self.clone())

@@ -281,6 +281,8 @@ pub struct World {
     /// Verify v2: services and verifications by SID.
     pub verify_services: HashMap<String, crate::verify::Service>,
     pub verifications: HashMap<String, crate::verify::Verification>,
+    /// Line types Lookup reports (`landline`, `fixedVoip`, …) by number; `mobile` otherwise.
+    pub line_types: HashMap<String, String>,
     /// How far the twin's clock is ahead of the real one (for expiry tests), in milliseconds.
     pub clock_offset_ms: i64,
 }

@@ -127,6 +127,9 @@ async fn start(
             "app_name has 1 to 30 characters",
         ));
     }
+    if settings.lookup && req.channel == "sms" {
+        refuse_landlines(&app, tenant, to.as_str()).await?;
+    }
     let ip = client_ip(&app, &headers, peer.as_ref().map(|e| &e.0));
     let ask = Ask {
         tenant,
@@ -141,6 +144,26 @@ async fn start(
         Engine::Twilio => twilio_start(&app, &settings, &ask).await?,
     };
     Ok((StatusCode::CREATED, Json(view(&v, app.clock().now_ms()))))
+}
+
+/// Asks Lookup what line the number is: a text cannot reach a landline or a fixed VoIP line.
+async fn refuse_landlines(app: &App, tenant: &Tenant, to: &str) -> ApiResult<()> {
+    let client = app.twilio(&tenant.id).await?;
+    match client.line_type(to).await {
+        Ok(Some(kind)) if matches!(kind.as_str(), "landline" | "fixedVoip") => {
+            app.metrics().verification("lookup", "landline");
+            Err(ApiError::unprocessable(
+                "landline_not_supported",
+                format!("{to} is a {kind} line and cannot receive text messages; use channel call"),
+            ))
+        }
+        Ok(_) => Ok(()),
+        // Lookup failing is no reason to refuse a code.
+        Err(e) => {
+            tracing::warn!(error = %e, "Lookup failed; sending without it");
+            Ok(())
+        }
+    }
 }
 
 /// A request for a code, validated.

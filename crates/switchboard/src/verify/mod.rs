@@ -88,6 +88,8 @@ pub struct Settings {
     pub templates: BTreeMap<String, String>,
     /// Countries (ISO 3166 alpha-2) codes may go to; the tenant's own region when empty.
     pub allowed_countries: Vec<String>,
+    /// Ask Twilio's Lookup for the line type first, and refuse texts to landlines.
+    pub lookup: bool,
     pub limits: Limits,
 }
 
@@ -102,6 +104,7 @@ impl Default for Settings {
             web_otp_domain: None,
             templates: BTreeMap::new(),
             allowed_countries: vec![],
+            lookup: false,
             limits: Limits::default(),
         }
     }

@@ -288,6 +288,42 @@ async fn wrong_codes_expiry_cancel_and_resends_are_limited(b: Backend, engine: E
     );
     let (s, _) = t.get("/v1/verifications/ver_nope").await;
     assert_eq!(s, 404);
+
+    // With Lookup on, a landline gets no text.
+    let landline = "+14155550134";
+    t.sim.set_line_type(landline, "landline");
+    let mut settings = t
+        .call(
+            reqwest::Method::GET,
+            "/v1/verifications/settings",
+            &t.api_key,
+            None,
+        )
+        .await
+        .1;
+    settings["lookup"] = json!(true);
+    let (s, v) = t
+        .call(
+            reqwest::Method::PUT,
+            "/v1/verifications/settings",
+            &t.api_key,
+            Some(settings),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, r) = t.post("/v1/verifications", json!({"to": landline})).await;
+    assert_eq!(
+        (s, r["error"]["code"].as_str()),
+        (422, Some("landline_not_supported")),
+        "{r}"
+    );
+    let (s, r) = t
+        .post(
+            "/v1/verifications",
+            json!({"to": landline, "channel": "call"}),
+        )
+        .await;
+    assert_eq!(s, 201, "a call reaches a landline: {r}");
 }
 engines!(wrong_codes_expiry_cancel_and_resends_are_limited);
 

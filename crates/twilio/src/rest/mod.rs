@@ -7,6 +7,7 @@
 mod calls;
 mod error;
 mod form;
+mod lookups;
 mod messages;
 mod numbers;
 mod verify;
