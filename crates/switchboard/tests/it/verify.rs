@@ -474,3 +474,50 @@ async fn codes_can_be_read_out_in_a_call(b: Backend, engine: Engine) {
     }
 }
 engines!(codes_can_be_read_out_in_a_call);
+
+/// Behind a trusted proxy the client is who `X-Forwarded-For` names, and each client has its
+/// own allowance.
+async fn client_addresses_behind_trusted_proxies_are_limited(b: Backend, engine: Engine) {
+    let t = TestApp::start_with(b, |c| {
+        c.limits.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let mut s = json!({"app_name": "Acme", "limits": {"per_ip_per_hour": 2}});
+    if engine == Engine::Twilio {
+        s["engine"] = json!("twilio");
+        s["twilio_service_sid"] = json!(t.sim.create_verify_service(&t.account_sid, "Acme"));
+    }
+    let (status, v) = t
+        .call(
+            reqwest::Method::PUT,
+            "/v1/verifications/settings",
+            &t.api_key,
+            Some(s),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let post = async |to: &str, client: &str| {
+        t.http
+            .post(format!("{}/v1/verifications", t.url))
+            .bearer_auth(&t.api_key)
+            .header("X-Forwarded-For", format!("{client}, 127.0.0.1"))
+            .json(&json!({ "to": to }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post("+12125550101", "203.0.113.7").await, 201);
+    assert_eq!(post("+13125550102", "203.0.113.7").await, 201);
+    assert_eq!(post("+16175550103", "203.0.113.7").await, 429);
+    assert_eq!(
+        post("+17185550104", "203.0.113.8").await,
+        201,
+        "another client"
+    );
+    let blocked = r#"switchboard_verification_blocks_total{reason="per_ip"}"#;
+    assert_eq!(t.metric(blocked).await, 1.0);
+    assert!(t.deliveries_to("+16175550103").is_empty());
+}
+engines!(client_addresses_behind_trusted_proxies_are_limited);
