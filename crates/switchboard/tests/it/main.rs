@@ -2,6 +2,7 @@
 //! as Twilio.
 
 mod adversarial;
+mod browser;
 mod core;
 mod crash;
 mod examples;
