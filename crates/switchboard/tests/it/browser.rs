@@ -31,10 +31,14 @@ async fn driver() -> Driver {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("chromedriver runs (apt-get install chromium chromium-driver)");
-    let url = format!("http://127.0.0.1:{port}");
+    // Held at once, so that it is stopped whatever happens next.
+    let d = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..200 {
-        if reqwest::get(format!("{url}/status")).await.is_ok() {
-            return Driver { child, url };
+        if reqwest::get(format!("{}/status", d.url)).await.is_ok() {
+            return d;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
