@@ -107,20 +107,33 @@ async fn api_bodies_never_cause_a_server_error(b: Backend) {
     let garbage = any::<Vec<u8>>();
     for (method, path) in &routes {
         for i in 0..cases() {
-            let request = t
-                .http
-                .request(method.clone(), format!("{}{path}", t.url))
-                .bearer_auth(&t.api_key)
-                .header("Content-Type", "application/json");
-            let (sent, r) = if i % 8 == 7 {
+            let request = || {
+                t.http
+                    .request(method.clone(), format!("{}{path}", t.url))
+                    .bearer_auth(&t.api_key)
+                    .header("Content-Type", "application/json")
+            };
+            let bytes = if i % 8 == 7 {
                 // Not JSON at all.
-                let bytes = garbage.new_tree(&mut runner).unwrap().current();
-                let shown = format!("{} bytes", bytes.len());
-                (shown, request.body(bytes).send().await.unwrap())
+                garbage.new_tree(&mut runner).unwrap().current()
             } else {
                 let v = strategy.new_tree(&mut runner).unwrap().current();
-                let shown: String = v.to_string().chars().take(300).collect();
-                (shown, request.json(&v).send().await.unwrap())
+                serde_json::to_vec(&v).unwrap()
+            };
+            let size = bytes.len();
+            let sent: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
+            let r = match request().body(bytes.clone()).send().await {
+                Ok(r) => r,
+                // Past the body limit the server answers 413 and closes the connection,
+                // which may reach the client while it is still writing.
+                Err(_) if size > switchboard::http::MAX_BODY_BYTES => continue,
+                // A pooled connection the server closed after such an answer: once more on
+                // a new one.
+                Err(_) => request()
+                    .body(bytes)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{method} {path} with {sent}: {e}")),
             };
             let status = r.status().as_u16();
             let text = r.text().await.unwrap();

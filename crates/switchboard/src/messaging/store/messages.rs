@@ -1,13 +1,10 @@
-//! SQL for messages, their events, threads, opt-outs and the dispatch queue (the message row is
-//! the job). Every query that reads or changes a tenant's rows names the tenant.
+//! Messages: rows, events, statuses that only move forward, history, and sending.
 
-use super::{is_terminal, iso, status_rank, Event, Message, TERMINAL};
+use super::Tx;
 use crate::db::{now_ms, opt_str, placeholders, Db, DbResult, Row};
 use crate::ids::new_id;
+use crate::messaging::{is_terminal, iso, status_rank, Event, Message, TERMINAL};
 use sqlx::any::AnyRow;
-
-pub use crate::db::Tx;
-
 const MSG_COLS: &str = "id, tenant_id, direction, number_id, conversation_id, contact_id, from_number, to_number, body, \
     media_urls, status, twilio_sid, encoding, segments, price_estimate, error_code, error_message, attempts, \
     next_attempt_at, valid_until, submitted_at, created_at, updated_at, sent_at, delivered_at, verification_id";
@@ -54,7 +51,7 @@ fn row(r: &AnyRow) -> Stored {
             error_message: opt_str(r, "error_message"),
             error_description: opt_str(r, "error_code")
                 .as_deref()
-                .and_then(super::describe_error),
+                .and_then(crate::messaging::describe_error),
             conversation_id: opt_str(r, "conversation_id"),
             contact_id: opt_str(r, "contact_id"),
             number_id: opt_str(r, "number_id"),
@@ -163,7 +160,14 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
         .filter(|m| m.status == "accepted" && inserted.contains(&m.id))
     {
         let at = m.next_attempt_at.unwrap_or(m.now);
-        crate::queue::enqueue(tx, super::dispatch::WORKER.kind, &m.id, &m.tenant_id, at).await?;
+        crate::queue::enqueue(
+            tx,
+            crate::messaging::dispatch::WORKER.kind,
+            &m.id,
+            &m.tenant_id,
+            at,
+        )
+        .await?;
     }
     Ok(inserted)
 }
@@ -172,9 +176,9 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
 /// made here, whatever `m` says of them).
 pub async fn accept(tx: &mut Tx, m: &NewMessage) -> DbResult<()> {
     let number_id = m.number_id.as_deref().unwrap_or_default();
-    let contact_id = upsert_contact(tx, &m.tenant_id, &m.to, m.now).await?;
+    let contact_id = super::upsert_contact(tx, &m.tenant_id, &m.to, m.now).await?;
     let conversation_id =
-        upsert_conversation(tx, &m.tenant_id, &contact_id, number_id, m.now).await?;
+        super::upsert_conversation(tx, &m.tenant_id, &contact_id, number_id, m.now).await?;
     let m = NewMessage {
         contact_id: Some(contact_id),
         conversation_id: Some(conversation_id),
@@ -427,7 +431,12 @@ pub async fn record_status(tx: &mut Tx, u: &StatusUpdate) -> DbResult<bool> {
     .await?;
     // The final status came: no need to ask Twilio for it later.
     if applied && (is_terminal(&u.status) || u.status == "delivered") {
-        crate::queue::cancel(tx, super::dispatch::STATUS_POLLS.kind, &u.message_id).await?;
+        crate::queue::cancel(
+            tx,
+            crate::messaging::dispatch::STATUS_POLLS.kind,
+            &u.message_id,
+        )
+        .await?;
     }
     Ok(applied)
 }
@@ -507,340 +516,6 @@ pub async fn list(db: &Db, tenant_id: &str, f: &Filter) -> DbResult<Vec<Message>
 enum Arg {
     S(String),
     I(i64),
-}
-
-/// Upserts the contact for `phone` and returns its id (one statement).
-pub async fn upsert_contact(
-    tx: &mut Tx,
-    tenant_id: &str,
-    phone: &str,
-    now: i64,
-) -> DbResult<String> {
-    let mut ids = upsert_contacts(tx, &[(tenant_id, phone)], now).await?;
-    ids.pop().ok_or(sqlx::Error::RowNotFound.into())
-}
-
-/// Upserts contacts by (tenant, phone) in one statement; returns their ids in the same order.
-/// A pair given twice is upserted once.
-pub async fn upsert_contacts(
-    tx: &mut Tx,
-    keys: &[(&str, &str)],
-    now: i64,
-) -> DbResult<Vec<String>> {
-    let distinct = distinct(keys);
-    let sql = format!(
-        "INSERT INTO contacts (id, tenant_id, phone, attributes, created_at, updated_at) VALUES {} \
-         ON CONFLICT (tenant_id, phone) DO UPDATE SET phone = excluded.phone RETURNING id, tenant_id, phone",
-        placeholders(tx, distinct.len(), 6)
-    );
-    let mut q = sqlx::query(&sql);
-    for (tenant_id, phone) in &distinct {
-        q = q
-            .bind(new_id("con"))
-            .bind(*tenant_id)
-            .bind(*phone)
-            .bind("{}")
-            .bind(now)
-            .bind(now);
-    }
-    let found: std::collections::HashMap<(String, String), String> = q
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| ((r.get("tenant_id"), r.get("phone")), r.get("id")))
-        .collect();
-    keys.iter()
-        .map(|(t, p)| {
-            found
-                .get(&(t.to_string(), p.to_string()))
-                .cloned()
-                .ok_or(sqlx::Error::RowNotFound.into())
-        })
-        .collect()
-}
-
-/// Upserts the thread between a contact and one of the tenant's numbers, touching its time,
-/// and returns its id (one statement).
-pub async fn upsert_conversation(
-    tx: &mut Tx,
-    tenant_id: &str,
-    contact_id: &str,
-    number_id: &str,
-    now: i64,
-) -> DbResult<String> {
-    let mut ids = upsert_conversations(tx, &[(tenant_id, contact_id, number_id)], now).await?;
-    ids.pop().ok_or(sqlx::Error::RowNotFound.into())
-}
-
-/// Upserts threads by (tenant, contact, number) in one statement; returns their ids in order.
-pub async fn upsert_conversations(
-    tx: &mut Tx,
-    keys: &[(&str, &str, &str)],
-    now: i64,
-) -> DbResult<Vec<String>> {
-    let distinct = distinct(keys);
-    let sql = format!(
-        "INSERT INTO conversations (id, tenant_id, contact_id, number_id, last_message_at, created_at) VALUES {} \
-         ON CONFLICT (tenant_id, contact_id, number_id) DO UPDATE SET last_message_at = excluded.last_message_at \
-         RETURNING id, tenant_id, contact_id, number_id",
-        placeholders(tx, distinct.len(), 6)
-    );
-    let mut q = sqlx::query(&sql);
-    for (tenant_id, contact_id, number_id) in &distinct {
-        q = q
-            .bind(new_id("cnv"))
-            .bind(*tenant_id)
-            .bind(*contact_id)
-            .bind(*number_id)
-            .bind(now)
-            .bind(now);
-    }
-    let found: std::collections::HashMap<(String, String, String), String> = q
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| {
-            (
-                (r.get("tenant_id"), r.get("contact_id"), r.get("number_id")),
-                r.get("id"),
-            )
-        })
-        .collect();
-    keys.iter()
-        .map(|(t, c, n)| {
-            found
-                .get(&(t.to_string(), c.to_string(), n.to_string()))
-                .cloned()
-                .ok_or(sqlx::Error::RowNotFound.into())
-        })
-        .collect()
-}
-
-/// The keys each once (one statement may not upsert a row twice), sorted: concurrent batches
-/// then lock their rows in one order and cannot deadlock each other.
-fn distinct<K: Ord + Copy>(keys: &[K]) -> Vec<K> {
-    let mut out = keys.to_vec();
-    out.sort();
-    out.dedup();
-    out
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Conversation {
-    pub id: String,
-    pub contact_id: String,
-    pub contact_phone: String,
-    pub contact_name: Option<String>,
-    pub number_id: String,
-    pub number: String,
-    pub last_message_at: String,
-    pub created_at: String,
-    #[serde(skip)]
-    pub last_ms: i64,
-}
-
-pub async fn conversations(
-    db: &Db,
-    tenant_id: &str,
-    before: Option<(i64, String)>,
-    limit: i64,
-) -> DbResult<Vec<Conversation>> {
-    let (cond, t, id) = match &before {
-        Some((t, id)) => (
-            "AND (c.last_message_at < $2 OR (c.last_message_at = $2 AND c.id < $3))",
-            *t,
-            id.clone(),
-        ),
-        None => ("AND $2 = $2 AND $3 = $3", 0, String::new()),
-    };
-    let rows = sqlx::query(&format!(
-        "SELECT c.id, c.contact_id, k.phone, k.name, c.number_id, n.phone_number, c.last_message_at, c.created_at \
-         FROM conversations c JOIN contacts k ON k.id = c.contact_id JOIN numbers n ON n.id = c.number_id \
-         WHERE c.tenant_id = $1 {cond} ORDER BY c.last_message_at DESC, c.id DESC LIMIT $4"
-    ))
-    .bind(tenant_id)
-    .bind(t)
-    .bind(id)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Conversation {
-            id: r.get("id"),
-            contact_id: r.get("contact_id"),
-            contact_phone: r.get("phone"),
-            contact_name: opt_str(r, "name"),
-            number_id: r.get("number_id"),
-            number: r.get("phone_number"),
-            last_ms: r.get("last_message_at"),
-            last_message_at: iso(r.get("last_message_at")),
-            created_at: iso(r.get("created_at")),
-        })
-        .collect())
-}
-
-pub async fn conversation_exists(db: &Db, tenant_id: &str, id: &str) -> DbResult<bool> {
-    Ok(
-        sqlx::query("SELECT id FROM conversations WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(tenant_id)
-            .fetch_optional(db.pool())
-            .await?
-            .is_some(),
-    )
-}
-
-/// The number the tenant last used with this contact (sticky sender), if any.
-pub async fn last_number_for(db: &Db, tenant_id: &str, phone: &str) -> DbResult<Option<String>> {
-    let r = sqlx::query(
-        "SELECT c.number_id FROM conversations c JOIN contacts k ON k.id = c.contact_id \
-         WHERE c.tenant_id = $1 AND k.phone = $2 ORDER BY c.last_message_at DESC LIMIT 1",
-    )
-    .bind(tenant_id)
-    .bind(phone)
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(r.map(|r| r.get("number_id")))
-}
-
-/// Records an opt-out (or opt-in) of `phone` from messages sent by `sender`.
-pub async fn set_opt_out(
-    tx: &mut Tx,
-    tenant_id: &str,
-    sender: &str,
-    phone: &str,
-    opted_out: bool,
-    keyword: &str,
-    source: &str,
-) -> DbResult<()> {
-    sqlx::query(
-        "INSERT INTO opt_outs (tenant_id, sender, phone, opted_out, keyword, source, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (tenant_id, sender, phone) DO UPDATE SET opted_out = $4, keyword = $5, source = $6, updated_at = $7",
-    )
-    .bind(tenant_id)
-    .bind(sender)
-    .bind(phone)
-    .bind(opted_out as i64)
-    .bind(keyword)
-    .bind(source)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Records a STOP/START/HELP-family keyword as received.
-pub async fn log_keyword(
-    tx: &mut Tx,
-    tenant_id: &str,
-    sender: &str,
-    phone: &str,
-    keyword: &str,
-    body: &str,
-    message_id: &str,
-) -> DbResult<()> {
-    sqlx::query(
-        "INSERT INTO keyword_log (id, tenant_id, sender, phone, keyword, body, message_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(new_id("kw"))
-    .bind(tenant_id)
-    .bind(sender)
-    .bind(phone)
-    .bind(keyword)
-    .bind(body)
-    .bind(message_id)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct OptOut {
-    pub sender: String,
-    pub phone: String,
-    pub opted_out: bool,
-    pub keyword: String,
-    pub source: String,
-    pub updated_at: String,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct KeywordEntry {
-    pub id: String,
-    pub sender: String,
-    pub phone: String,
-    pub keyword: String,
-    pub body: String,
-    pub message_id: Option<String>,
-    pub created_at: String,
-}
-
-/// The opt-out ledger (current state per sender and phone) and the keyword log, newest first.
-pub async fn compliance(
-    db: &Db,
-    tenant_id: &str,
-    limit: i64,
-) -> DbResult<(Vec<OptOut>, Vec<KeywordEntry>)> {
-    let rows = sqlx::query(
-        "SELECT sender, phone, opted_out, keyword, source, updated_at FROM opt_outs WHERE tenant_id = $1 \
-         ORDER BY updated_at DESC LIMIT $2",
-    )
-    .bind(tenant_id)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
-    let ledger = rows
-        .iter()
-        .map(|r| OptOut {
-            sender: r.get("sender"),
-            phone: r.get("phone"),
-            opted_out: r.get::<i64, _>("opted_out") != 0,
-            keyword: r.get("keyword"),
-            source: r.get("source"),
-            updated_at: iso(r.get("updated_at")),
-        })
-        .collect();
-    let rows = sqlx::query(
-        "SELECT id, sender, phone, keyword, body, message_id, created_at FROM keyword_log WHERE tenant_id = $1 \
-         ORDER BY created_at DESC, id DESC LIMIT $2",
-    )
-    .bind(tenant_id)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
-    let log = rows
-        .iter()
-        .map(|r| KeywordEntry {
-            id: r.get("id"),
-            sender: r.get("sender"),
-            phone: r.get("phone"),
-            keyword: r.get("keyword"),
-            body: r.get("body"),
-            message_id: opt_str(r, "message_id"),
-            created_at: iso(r.get("created_at")),
-        })
-        .collect();
-    Ok((ledger, log))
-}
-
-pub async fn is_opted_out<'e>(
-    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    tenant_id: &str,
-    sender: &str,
-    phone: &str,
-) -> DbResult<bool> {
-    let r = sqlx::query(
-        "SELECT opted_out FROM opt_outs WHERE tenant_id = $1 AND sender = $2 AND phone = $3",
-    )
-    .bind(tenant_id)
-    .bind(sender)
-    .bind(phone)
-    .fetch_optional(ex)
-    .await?;
-    Ok(r.is_some_and(|r| r.get::<i64, _>("opted_out") != 0))
 }
 
 // ---- Sending ----
