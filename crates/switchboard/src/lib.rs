@@ -18,6 +18,7 @@ pub mod queue;
 pub mod server;
 pub mod signature_check;
 pub mod sim_server;
+pub mod status;
 pub mod storage;
 pub mod telemetry;
 pub mod tenants;

@@ -210,7 +210,7 @@ pub async fn send_for(
     let msg = NewMessage {
         id: new_id("msg"),
         tenant_id: tenant.id.clone(),
-        direction: "outbound",
+        direction: crate::status::Direction::Outbound,
         number_id: Some(number.id.clone()),
         // Filled in by `store::accept`, in the transaction.
         conversation_id: None,
@@ -219,7 +219,7 @@ pub async fn send_for(
         to: to.to_string(),
         body,
         media_urls: req.media_urls.clone(),
-        status: "accepted",
+        status: crate::status::MessageStatus::Accepted,
         twilio_sid: None,
         encoding: seg.encoding.as_str(),
         segments: seg.count.max(1) as i64,

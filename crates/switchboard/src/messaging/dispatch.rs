@@ -57,8 +57,8 @@ async fn send(app: &App, job: &Job) -> DbResult<Outcome> {
     // A status callback linked Twilio's SID while we were waiting for Twilio's answer (and
     // then we stopped): Twilio has it. Record it as submitted, so its status is polled.
     if let Some(sid) = m.view.twilio_sid.clone() {
-        let status = m.view.status.clone();
-        submitted(app, &m, &sid, &status).await?;
+        let status = m.view.status;
+        submitted(app, &m, &sid, status.as_str()).await?;
         return Ok(Outcome::Done);
     }
     if !matches!(m.view.status.as_str(), "accepted" | "submitting") {

@@ -129,7 +129,7 @@ fn new_message(r: &Received, contact_id: &str, conversation_id: &str) -> NewMess
     NewMessage {
         id: new_id("msg"),
         tenant_id: r.tenant_id.clone(),
-        direction: "inbound",
+        direction: crate::status::Direction::Inbound,
         number_id: Some(r.number.id.clone()),
         conversation_id: Some(conversation_id.to_string()),
         contact_id: Some(contact_id.to_string()),
@@ -137,7 +137,7 @@ fn new_message(r: &Received, contact_id: &str, conversation_id: &str) -> NewMess
         to: msg.to.clone(),
         body: msg.body.clone(),
         media_urls: msg.media.iter().map(|m| m.url.clone()).collect(),
-        status: "received",
+        status: crate::status::MessageStatus::Received,
         twilio_sid: Some(msg.message_sid.clone()),
         encoding: seg.encoding.as_str(),
         segments: msg
@@ -198,7 +198,7 @@ async fn extras(tx: &mut Tx, r: &Received, stored: &NewMessage) -> DbResult<()> 
         &NewMessage {
             id: new_id("msg"),
             tenant_id: tenant_id.clone(),
-            direction: "outbound",
+            direction: crate::status::Direction::Outbound,
             number_id: Some(r.number.id.clone()),
             conversation_id: stored.conversation_id.clone(),
             contact_id: stored.contact_id.clone(),
@@ -206,7 +206,7 @@ async fn extras(tx: &mut Tx, r: &Received, stored: &NewMessage) -> DbResult<()> 
             to: msg.from.clone(),
             body: text.clone(),
             media_urls: vec![],
-            status: "accepted",
+            status: crate::status::MessageStatus::Accepted,
             twilio_sid: None,
             encoding: seg.encoding.as_str(),
             segments: seg.count.max(1) as i64,

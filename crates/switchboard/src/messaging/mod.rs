@@ -17,37 +17,31 @@ pub const PRICE_PER_SEGMENT_USD: f64 = 0.0079;
 pub const MAX_BODY_CHARS: usize = 1600;
 pub const MAX_MEDIA: usize = 10;
 
-/// Order of statuses: a callback is applied only when it moves a message forward.
+pub use crate::status::{Direction, MessageStatus};
+
+/// The rank of a status Twilio or a client names (see [`MessageStatus::rank`]); None for one
+/// we do not know.
 pub fn status_rank(status: &str) -> Option<i64> {
-    Some(match status {
-        "accepted" | "scheduled" => 0,
-        "submitting" => 1,
-        "queued" => 2,
-        "sending" => 3,
-        "sent" => 4,
-        "delivered" | "undelivered" | "failed" | "canceled" | "received" => 5,
-        "read" => 6,
-        _ => return None,
-    })
+    MessageStatus::parse(status).map(MessageStatus::rank)
 }
 
-/// Statuses after which nothing changes (`delivered` can still become `read`).
+/// Statuses after which nothing changes, as stored (`delivered` can still become `read`).
 pub const TERMINAL: [&str; 5] = ["undelivered", "failed", "canceled", "read", "received"];
 
 pub fn is_terminal(status: &str) -> bool {
-    TERMINAL.contains(&status)
+    MessageStatus::parse(status).is_some_and(MessageStatus::is_final)
 }
 
 /// A message as the API returns it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Message {
     pub id: String,
-    pub direction: String,
+    pub direction: Direction,
     pub from: String,
     pub to: String,
     pub body: String,
     pub media_urls: Vec<String>,
-    pub status: String,
+    pub status: MessageStatus,
     pub twilio_sid: Option<String>,
     pub encoding: String,
     pub segments: i64,

@@ -18,27 +18,21 @@ pub fn router() -> Router<App> {
         .route("/v1/calls/{id}", get(fetch))
 }
 
-/// Order of call statuses; the last five are final.
+pub use crate::status::{CallStatus, Direction};
+
+/// The rank of a call status Twilio or a client names (see [`CallStatus::rank`]); None for
+/// one we do not know.
 pub fn call_rank(status: &str) -> Option<i64> {
-    Some(match status {
-        // Ours, before Twilio has the call.
-        "accepted" | "submitting" => 0,
-        "queued" => 1,
-        "initiated" => 2,
-        "ringing" => 3,
-        "in-progress" => 4,
-        "completed" | "busy" | "failed" | "no-answer" | "canceled" => 5,
-        _ => return None,
-    })
+    CallStatus::parse(status).map(CallStatus::rank)
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Call {
     pub id: String,
-    pub direction: String,
+    pub direction: Direction,
     pub from: String,
     pub to: String,
-    pub status: String,
+    pub status: CallStatus,
     pub twilio_sid: Option<String>,
     pub number_id: Option<String>,
     pub flow_id: Option<String>,

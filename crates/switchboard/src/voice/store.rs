@@ -1,7 +1,7 @@
 //! SQL for calls and their events: the call rows as every endpoint shows them, statuses that
 //! only move forward, the path a flow took, and the requests kept once.
 
-use super::calls::{call_rank, Call};
+use super::calls::{call_rank, Call, CallStatus, Direction};
 use crate::db::{now_ms, opt_str, Db, DbResult, Row};
 use crate::ids::new_id;
 use crate::messaging::iso;
@@ -21,13 +21,11 @@ fn call(r: &AnyRow) -> Call {
         number_id: opt_str(r, "number_id"),
         // One vocabulary with messages: `inbound` or `outbound` (Twilio's `outbound-api` and
         // `outbound-dial` are both ours to place).
-        direction: match r.get::<String, _>("direction").as_str() {
-            "inbound" => "inbound".into(),
-            _ => "outbound".into(),
-        },
+        direction: Direction::from_stored(&r.get::<String, _>("direction")),
         from: r.get("from_number"),
         to: r.get("to_number"),
-        status: r.get("status"),
+        // Only statuses of ours are ever stored.
+        status: CallStatus::parse(&r.get::<String, _>("status")).unwrap_or(CallStatus::Queued),
         twilio_sid: opt_str(r, "twilio_sid"),
         flow_id: opt_str(r, "flow_id"),
         path: serde_json::from_str(&r.get::<String, _>("path")).unwrap_or_default(),

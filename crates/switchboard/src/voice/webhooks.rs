@@ -316,7 +316,7 @@ async fn missed_call_text(
         app.db().pool(),
         c,
         "missed_call_text",
-        Some(&m.status),
+        Some(m.status.as_str()),
         true,
         &form,
         None,

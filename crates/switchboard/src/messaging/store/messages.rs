@@ -3,7 +3,9 @@
 use super::Tx;
 use crate::db::{now_ms, opt_str, placeholders, Db, DbResult, Row};
 use crate::ids::new_id;
-use crate::messaging::{is_terminal, iso, status_rank, Event, Message, TERMINAL};
+use crate::messaging::{
+    is_terminal, iso, status_rank, Direction, Event, Message, MessageStatus, TERMINAL,
+};
 use sqlx::any::AnyRow;
 const MSG_COLS: &str = "id, tenant_id, direction, number_id, conversation_id, contact_id, from_number, to_number, body, \
     media_urls, status, twilio_sid, encoding, segments, price_estimate, error_code, error_message, attempts, \
@@ -36,12 +38,14 @@ fn row(r: &AnyRow) -> Stored {
         verification_id: opt_str(r, "verification_id"),
         view: Message {
             id: r.get("id"),
-            direction: r.get("direction"),
+            direction: Direction::from_stored(&r.get::<String, _>("direction")),
             from: r.get("from_number"),
             to: r.get("to_number"),
             body: r.get("body"),
             media_urls: media,
-            status: r.get("status"),
+            // Only statuses of ours are ever stored.
+            status: MessageStatus::parse(&r.get::<String, _>("status"))
+                .unwrap_or(MessageStatus::Queued),
             twilio_sid: opt_str(r, "twilio_sid"),
             encoding: r.get("encoding"),
             segments: r.get("segments"),
@@ -71,7 +75,7 @@ fn row(r: &AnyRow) -> Stored {
 pub struct NewMessage {
     pub id: String,
     pub tenant_id: String,
-    pub direction: &'static str,
+    pub direction: Direction,
     pub number_id: Option<String>,
     pub conversation_id: Option<String>,
     pub contact_id: Option<String>,
@@ -79,7 +83,7 @@ pub struct NewMessage {
     pub to: String,
     pub body: String,
     pub media_urls: Vec<String>,
-    pub status: &'static str,
+    pub status: MessageStatus,
     pub twilio_sid: Option<String>,
     pub encoding: &'static str,
     pub segments: i64,
@@ -124,11 +128,11 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
     );
     let mut q = sqlx::query(&sql);
     for m in &ms {
-        let sent_at = (m.direction == "inbound").then_some(m.now);
+        let sent_at = (m.direction == Direction::Inbound).then_some(m.now);
         q = q
             .bind(&m.id)
             .bind(&m.tenant_id)
-            .bind(m.direction)
+            .bind(m.direction.as_str())
             .bind(&m.number_id)
             .bind(&m.conversation_id)
             .bind(&m.contact_id)
@@ -136,8 +140,8 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
             .bind(&m.to)
             .bind(&m.body)
             .bind(serde_json::to_string(&m.media_urls).unwrap_or_else(|_| "[]".into()))
-            .bind(m.status)
-            .bind(status_rank(m.status).unwrap_or(0))
+            .bind(m.status.as_str())
+            .bind(m.status.rank())
             .bind(&m.twilio_sid)
             .bind(m.encoding)
             .bind(m.segments)
@@ -157,7 +161,7 @@ pub async fn insert_messages(tx: &mut Tx, ms: &[NewMessage]) -> DbResult<Vec<Str
     // A message to send is a job of the queue, queued in the same transaction.
     for m in ms
         .iter()
-        .filter(|m| m.status == "accepted" && inserted.contains(&m.id))
+        .filter(|m| m.status == MessageStatus::Accepted && inserted.contains(&m.id))
     {
         let at = m.next_attempt_at.unwrap_or(m.now);
         crate::queue::enqueue(
