@@ -4,10 +4,9 @@
 //! (429, 5xx, no connection), and reconciled against Twilio's call list after a crash or a
 //! timeout before anything is placed again.
 
-use super::calls::call_rank;
 use super::render::{render_from, Ctx};
-use super::store::advance;
-use crate::db::{now_ms, opt_str, DbError, DbResult, Row};
+use super::store::{self, advance};
+use crate::db::{now_ms, DbResult};
 use crate::error::{ApiError, ApiResult};
 use crate::http::webhook::{invalid, Webhook};
 use crate::http::{Auth, JsonBody};
@@ -71,22 +70,11 @@ pub async fn place_call(
 ) -> ApiResult<String> {
     let hash = hex::encode(Sha256::digest(serde_json::to_vec(&req).unwrap_or_default()));
     if let Some(k) = &key {
-        if let Some(r) = sqlx::query(
-            "SELECT id, request_hash FROM calls WHERE tenant_id = $1 AND idempotency_key = $2",
-        )
-        .bind(&tenant.id)
-        .bind(k)
-        .fetch_optional(app.db().pool())
-        .await
-        .map_err(DbError::from)?
-        {
-            if opt_str(&r, "request_hash").as_deref() != Some(hash.as_str()) {
-                return Err(ApiError::conflict(
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used with a different request",
-                ));
+        if let Some((id, h)) = store::by_idempotency_key(app.db(), &tenant.id, k).await? {
+            if h.as_deref() != Some(hash.as_str()) {
+                return Err(reused_key());
             }
-            return Ok(r.get::<String, _>("id"));
+            return Ok(id);
         }
     }
     let to = E164::parse(&req.to, &tenant.default_region)
@@ -156,46 +144,27 @@ pub async fn place_call(
     }
     let id = new_id("call");
     let now = now_ms();
-    let row = std::sync::Arc::new((
-        id.clone(),
-        tenant.id.clone(),
-        number.id.clone(),
-        number.phone_number.clone(),
-        to.to_string(),
+    let row = std::sync::Arc::new(store::NewCall {
+        id: id.clone(),
+        tenant_id: tenant.id.clone(),
+        number_id: number.id.clone(),
+        from: number.phone_number.clone(),
+        to: to.to_string(),
         flow_id,
-        serde_json::to_string(&req).unwrap_or_default(),
+        request: serde_json::to_string(&req).unwrap_or_default(),
         metadata,
-        key.clone(),
-        hash.clone(),
+        idempotency_key: key.clone(),
+        request_hash: hash.clone(),
         verification_id,
-    ));
+        now,
+    });
     let inserted = app
         .db()
         .write(move |tx| {
             let r = row.clone();
             Box::pin(async move {
-                let (id, tenant_id, number_id, from, to, flow_id, request, metadata, key, hash, vid) =
-                    &*r;
-                sqlx::query(
-                    "INSERT INTO calls (id, tenant_id, number_id, direction, from_number, to_number, status, status_rank, flow_id, request, \
-                     metadata, idempotency_key, request_hash, next_attempt_at, created_at, updated_at, verification_id) \
-                     VALUES ($1, $2, $3, 'outbound-api', $4, $5, 'accepted', 0, $6, $7, $8, $9, $10, $11, $11, $11, $12)",
-                )
-                .bind(id)
-                .bind(tenant_id)
-                .bind(number_id)
-                .bind(from)
-                .bind(to)
-                .bind(flow_id)
-                .bind(request)
-                .bind(metadata)
-                .bind(key)
-                .bind(hash)
-                .bind(now)
-                .bind(vid)
-                .execute(&mut **tx)
-                .await?;
-                queue::enqueue(tx, WORKER.kind, id, tenant_id, now).await
+                store::insert_outbound(tx, &r).await?;
+                queue::enqueue(tx, WORKER.kind, &r.id, &r.tenant_id, r.now).await
             })
         })
         .await;
@@ -203,26 +172,26 @@ pub async fn place_call(
         Ok(_) => id,
         // Two requests raced with the same key: answer with the one that won.
         Err(e) if e.is_unique_violation() && key.is_some() => {
-            let r = sqlx::query(
-                "SELECT id, request_hash FROM calls WHERE tenant_id = $1 AND idempotency_key = $2",
-            )
-            .bind(&tenant.id)
-            .bind(&key)
-            .fetch_one(app.db().pool())
-            .await
-            .map_err(DbError::from)?;
-            if opt_str(&r, "request_hash").as_deref() != Some(hash.as_str()) {
-                return Err(ApiError::conflict(
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used with a different request",
-                ));
+            let k = key.as_deref().unwrap_or_default();
+            let (id, h) = store::by_idempotency_key(app.db(), &tenant.id, k)
+                .await?
+                .ok_or_else(ApiError::internal)?;
+            if h.as_deref() != Some(hash.as_str()) {
+                return Err(reused_key());
             }
-            r.get("id")
+            id
         }
         Err(e) => return Err(e.into()),
     };
     app.work_queued();
     Ok(id)
+}
+
+fn reused_key() -> ApiError {
+    ApiError::conflict(
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with a different request",
+    )
 }
 
 /// The call as `GET /v1/calls/{id}` and the list show it.
@@ -257,32 +226,25 @@ pub const WORKER: Worker = Worker {
 };
 
 async fn due(app: &App, job: &Job) -> DbResult<Option<Due>> {
-    let r = sqlx::query(
-        "SELECT id, tenant_id, number_id, from_number, to_number, request, submitted_at, status, twilio_sid \
-         FROM calls WHERE id = $1 AND tenant_id = $2",
-    )
-    .bind(&job.subject_id)
-    .bind(&job.tenant_id)
-    .fetch_optional(app.db().pool())
-    .await?;
+    let Some(o) = store::outbound(app.db(), &job.tenant_id, &job.subject_id).await? else {
+        return Ok(None);
+    };
     // Only a call Twilio does not have yet is ours to place: a webhook may have linked it
     // already, while we were waiting for Twilio's answer.
-    Ok(r.filter(|r| {
-        matches!(
-            r.get::<String, _>("status").as_str(),
-            "accepted" | "submitting"
-        ) && opt_str(r, "twilio_sid").is_none()
-    })
-    .and_then(|r| {
-        Some(Due {
-            id: r.get("id"),
-            tenant_id: r.get("tenant_id"),
-            number_id: opt_str(&r, "number_id"),
-            from: r.get("from_number"),
-            to: r.get("to_number"),
-            request: serde_json::from_str(&opt_str(&r, "request")?).ok()?,
-            submitted_at: r.try_get::<Option<i64>, _>("submitted_at").ok().flatten(),
-        })
+    if !matches!(o.status.as_str(), "accepted" | "submitting") || o.twilio_sid.is_some() {
+        return Ok(None);
+    }
+    let Some(request) = o.request.and_then(|r| serde_json::from_str(&r).ok()) else {
+        return Ok(None);
+    };
+    Ok(Some(Due {
+        id: o.id,
+        tenant_id: o.tenant_id,
+        number_id: o.number_id,
+        from: o.from,
+        to: o.to,
+        request,
+        submitted_at: o.submitted_at,
     }))
 }
 
@@ -318,12 +280,7 @@ async fn run(app: &App, job: &Job) -> DbResult<Outcome> {
                 if !queue::mark_submitting(tx, &job).await? {
                     return Ok(false);
                 }
-                sqlx::query("UPDATE calls SET status = 'submitting', submitted_at = $1, attempts = $2, updated_at = $1 WHERE id = $3 AND status IN ('accepted', 'submitting')")
-                    .bind(now_ms())
-                    .bind(job.attempts)
-                    .bind(&id)
-                    .execute(&mut **tx)
-                    .await?;
+                store::mark_submitting(tx, &id, job.attempts, now_ms()).await?;
                 Ok(true)
             })
         })
@@ -391,12 +348,7 @@ async fn place(app: &App, d: &Due) -> DbResult<Outcome> {
 
 /// Links Twilio's SID to the call (the first one given sticks).
 async fn set_sid(app: &App, id: &str, sid: &str) -> DbResult<()> {
-    sqlx::query("UPDATE calls SET twilio_sid = COALESCE(twilio_sid, $1) WHERE id = $2")
-        .bind(sid)
-        .bind(id)
-        .execute(app.db().pool())
-        .await?;
-    Ok(())
+    store::set_sid(app.db().pool(), id, sid).await
 }
 
 /// Twilio has the call: its SID and first status, in one transaction.
@@ -406,11 +358,7 @@ async fn placed(app: &App, id: &str, sid: &str, status: &str) -> DbResult<()> {
         .write(move |tx| {
             let (id, sid, status) = (id.clone(), sid.clone(), status.clone());
             Box::pin(async move {
-                sqlx::query("UPDATE calls SET twilio_sid = COALESCE(twilio_sid, $1), lease_until = NULL WHERE id = $2")
-                    .bind(&sid)
-                    .bind(&id)
-                    .execute(&mut **tx)
-                    .await?;
+                store::set_sid(&mut **tx, &id, &sid).await?;
                 advance(&mut **tx, &id, &status, None, Some(&sid)).await?;
                 Ok(())
             })
@@ -419,15 +367,7 @@ async fn placed(app: &App, id: &str, sid: &str, status: &str) -> DbResult<()> {
 }
 
 async fn fail(app: &App, id: &str, code: &str, message: &str) -> DbResult<()> {
-    sqlx::query("UPDATE calls SET status = 'failed', status_rank = $1, error_code = $2, error_message = $3, lease_until = NULL, ended_at = $4, updated_at = $4 WHERE id = $5")
-        .bind(call_rank("failed").unwrap_or(5))
-        .bind(code)
-        .bind(message)
-        .bind(now_ms())
-        .bind(id)
-        .execute(app.db().pool())
-        .await?;
-    Ok(())
+    store::fail(app.db(), id, code, message, now_ms()).await
 }
 
 /// Did Twilio get the call before we lost track? Look for it; link it, or place it again.
@@ -457,10 +397,7 @@ async fn reconcile(app: &App, d: &Due) -> DbResult<Outcome> {
     let since = d.submitted_at.unwrap_or(0) - 120_000;
     for c in page.items {
         let created = c.date_created.map(|t| t.timestamp_millis()).unwrap_or(0);
-        let taken = sqlx::query("SELECT id FROM calls WHERE twilio_sid = $1 AND tenant_id = $2")
-            .bind(&c.sid)
-            .bind(&d.tenant_id)
-            .fetch_optional(app.db().pool())
+        let taken = store::get_by_sid(app.db(), std::slice::from_ref(&d.tenant_id), &c.sid)
             .await?
             .is_some();
         if created >= since && !taken {
@@ -479,16 +416,13 @@ async fn answered(State(app): State<App>, hook: Webhook) -> ApiResult<Response> 
     let id = hook
         .query_id("call", "call")?
         .ok_or_else(|| ApiError::bad_request("invalid_webhook", "call is missing"))?;
-    let r = sqlx::query("SELECT tenant_id, flow_id, request, from_number, to_number, twilio_sid, verification_id FROM calls WHERE id = $1")
-        .bind(&id)
-        .fetch_optional(app.db().pool())
-        .await
-        .map_err(DbError::from)?
+    let r = store::outbound_any(app.db(), &id)
+        .await?
         .ok_or_else(|| ApiError::not_found("call"))?;
-    let tenant_id: String = r.get("tenant_id");
+    let tenant_id = r.tenant_id.clone();
     hook.check_owner(&tenant_id, "call", &v.call_sid)?;
     let sid = v.call_sid.as_str();
-    if opt_str(&r, "twilio_sid").is_some_and(|s| s != sid) {
+    if r.twilio_sid.as_deref().is_some_and(|s| s != sid) {
         crate::http::webhook::security_event(&hook.account_sid, "call", sid);
         return Err(ApiError::bad_request(
             "invalid_webhook",
@@ -496,18 +430,20 @@ async fn answered(State(app): State<App>, hook: Webhook) -> ApiResult<Response> 
         ));
     }
     set_sid(&app, &id, sid).await?;
-    let mut request: Option<CallRequest> =
-        opt_str(&r, "request").and_then(|j| serde_json::from_str(&j).ok());
+    let mut request: Option<CallRequest> = r
+        .request
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok());
     // A verification's code is put in only now; a call for a verification that ended says
     // nothing and hangs up.
-    if let Some(vid) = opt_str(&r, "verification_id") {
-        let text = crate::verify::code_text(&app, &tenant_id, &vid, "call").await?;
+    if let Some(vid) = &r.verification_id {
+        let text = crate::verify::code_text(&app, &tenant_id, vid, "call").await?;
         if let Some(q) = request.as_mut() {
             q.say = text;
         }
     }
-    let (from, to): (String, String) = (r.get("from_number"), r.get("to_number"));
-    let twiml = match (opt_str(&r, "flow_id"), request.and_then(|q| q.say)) {
+    let (from, to) = (r.from.clone(), r.to.clone());
+    let twiml = match (r.flow_id.clone(), request.and_then(|q| q.say)) {
         (Some(flow_id), _) => match super::flows::find(app.db(), &tenant_id, &flow_id).await? {
             Some(f) => {
                 // For an outbound call the person called is the "caller" of the flow.
@@ -523,12 +459,7 @@ async fn answered(State(app): State<App>, hook: Webhook) -> ApiResult<Response> 
                 let rendered = render_from(&f.flow, &f.flow.start, &ctx);
                 let mut path: Vec<String> = Vec::new();
                 path.extend(rendered.path.iter().cloned());
-                sqlx::query("UPDATE calls SET path = $1 WHERE id = $2")
-                    .bind(serde_json::to_string(&path).unwrap_or_default())
-                    .bind(&id)
-                    .execute(app.db().pool())
-                    .await
-                    .map_err(DbError::from)?;
+                store::set_path(app.db(), &id, &path).await?;
                 rendered.twiml
             }
             None => twilio::twiml::Response::new().hangup(),

@@ -415,3 +415,177 @@ pub async fn last_event_status(db: &Db, c: &Call, kinds: &[&str]) -> DbResult<Op
     }
     Ok(best.map(|b| b.2))
 }
+
+// ---- Outbound calls ----
+
+/// A call the tenant asked to place, as stored.
+pub struct NewCall {
+    pub id: String,
+    pub tenant_id: String,
+    pub number_id: String,
+    pub from: String,
+    pub to: String,
+    pub flow_id: Option<String>,
+    /// The request, as JSON (what to do when the person answers).
+    pub request: String,
+    pub metadata: String,
+    pub idempotency_key: Option<String>,
+    pub request_hash: String,
+    pub verification_id: Option<String>,
+    pub now: i64,
+}
+
+pub async fn insert_outbound(tx: &mut crate::db::Tx, c: &NewCall) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO calls (id, tenant_id, number_id, direction, from_number, to_number, status, status_rank, flow_id, request, \
+         metadata, idempotency_key, request_hash, next_attempt_at, created_at, updated_at, verification_id) \
+         VALUES ($1, $2, $3, 'outbound-api', $4, $5, 'accepted', 0, $6, $7, $8, $9, $10, $11, $11, $11, $12)",
+    )
+    .bind(&c.id)
+    .bind(&c.tenant_id)
+    .bind(&c.number_id)
+    .bind(&c.from)
+    .bind(&c.to)
+    .bind(&c.flow_id)
+    .bind(&c.request)
+    .bind(&c.metadata)
+    .bind(&c.idempotency_key)
+    .bind(&c.request_hash)
+    .bind(c.now)
+    .bind(&c.verification_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The call an idempotency key made, with the hash of the request that made it.
+pub async fn by_idempotency_key(
+    db: &Db,
+    tenant_id: &str,
+    key: &str,
+) -> DbResult<Option<(String, Option<String>)>> {
+    let r = sqlx::query(
+        "SELECT id, request_hash FROM calls WHERE tenant_id = $1 AND idempotency_key = $2",
+    )
+    .bind(tenant_id)
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(r.map(|r| (r.get("id"), opt_str(&r, "request_hash"))))
+}
+
+/// What placing and answering an outbound call need.
+pub struct Outbound {
+    pub id: String,
+    pub tenant_id: String,
+    pub number_id: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub flow_id: Option<String>,
+    pub request: Option<String>,
+    pub submitted_at: Option<i64>,
+    pub status: String,
+    pub twilio_sid: Option<String>,
+    pub verification_id: Option<String>,
+}
+
+const OUTBOUND_COLS: &str =
+    "id, tenant_id, number_id, from_number, to_number, flow_id, request, submitted_at, \
+    status, twilio_sid, verification_id";
+
+fn outbound_row(r: &AnyRow) -> Outbound {
+    Outbound {
+        id: r.get("id"),
+        tenant_id: r.get("tenant_id"),
+        number_id: opt_str(r, "number_id"),
+        from: r.get("from_number"),
+        to: r.get("to_number"),
+        flow_id: opt_str(r, "flow_id"),
+        request: opt_str(r, "request"),
+        submitted_at: r.try_get::<Option<i64>, _>("submitted_at").ok().flatten(),
+        status: r.get("status"),
+        twilio_sid: opt_str(r, "twilio_sid"),
+        verification_id: opt_str(r, "verification_id"),
+    }
+}
+
+pub async fn outbound(db: &Db, tenant_id: &str, id: &str) -> DbResult<Option<Outbound>> {
+    let r = sqlx::query(&format!(
+        "SELECT {OUTBOUND_COLS} FROM calls WHERE id = $1 AND tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(r.as_ref().map(outbound_row))
+}
+
+/// An outbound call by our id, whichever tenant it belongs to (webhooks check the owner).
+pub async fn outbound_any(db: &Db, id: &str) -> DbResult<Option<Outbound>> {
+    let r = sqlx::query(&format!("SELECT {OUTBOUND_COLS} FROM calls WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(r.as_ref().map(outbound_row))
+}
+
+/// The call is being handed to Twilio (retries included).
+pub async fn mark_submitting(
+    tx: &mut crate::db::Tx,
+    id: &str,
+    attempts: i64,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE calls SET status = 'submitting', submitted_at = $1, attempts = $2, updated_at = $1 \
+         WHERE id = $3 AND status IN ('accepted', 'submitting')",
+    )
+    .bind(now)
+    .bind(attempts)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Links Twilio's SID to the call (the first one given sticks).
+pub async fn set_sid<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: &str,
+    sid: &str,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE calls SET twilio_sid = COALESCE(twilio_sid, $1), lease_until = NULL WHERE id = $2",
+    )
+    .bind(sid)
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The call could not be placed.
+pub async fn fail(db: &Db, id: &str, code: &str, message: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE calls SET status = 'failed', status_rank = $1, error_code = $2, error_message = $3, \
+         lease_until = NULL, ended_at = $4, updated_at = $4 WHERE id = $5",
+    )
+    .bind(CallStatus::Failed.rank())
+    .bind(code)
+    .bind(message)
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The steps the call's flow took when it was answered.
+pub async fn set_path(db: &Db, id: &str, path: &[String]) -> DbResult<()> {
+    sqlx::query("UPDATE calls SET path = $1 WHERE id = $2")
+        .bind(serde_json::to_string(path).unwrap_or_default())
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
