@@ -196,7 +196,7 @@ impl App {
             }
         }
         if let Some(listener) = listener.filter(|_| self.config().role.serves_http()) {
-            let mut router = crate::http::router(self.clone());
+            let mut router = crate::routes::router(self.clone());
             if let Some(extra) = extra_routes {
                 router = router.merge(extra);
             }

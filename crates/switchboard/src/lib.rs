@@ -15,6 +15,7 @@ pub mod messaging;
 pub mod numbers;
 pub mod phone;
 pub mod queue;
+pub mod routes;
 pub mod server;
 pub mod signature_check;
 pub mod sim_server;

@@ -1,13 +1,12 @@
-//! HTTP plumbing: the router of every capability, tenant authentication, JSON bodies with our
-//! errors, and Twilio signature checks for webhooks.
+//! HTTP plumbing every capability uses: tenant authentication, JSON bodies and query strings
+//! with our errors, path ids checked at the edge, Twilio's webhooks (`webhook.rs`), limits,
+//! idempotency and serving. The capabilities' routers are put together in `routes.rs`.
 
 use crate::error::ApiError;
 use crate::tenants::Tenant;
 use crate::App;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::routing::get;
-use axum::Router;
 use serde::de::DeserializeOwned;
 
 pub mod idempotency;
@@ -18,55 +17,12 @@ pub mod webhook;
 /// Largest request body accepted anywhere (media travels by URL, not in bodies).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/", get(dashboard))
-        .route("/openapi.json", get(openapi))
-        .route("/metrics", get(crate::telemetry::metrics))
-        .merge(crate::tenants::api::router())
-        .merge(crate::numbers::api::router())
-        .merge(crate::messaging::api::router())
-        .merge(crate::messaging::contacts::router())
-        .merge(crate::messaging::templates::router())
-        .merge(crate::messaging::webhooks::router())
-        .merge(crate::voice::flows::router())
-        .merge(crate::voice::calls::router())
-        .merge(crate::voice::webhooks::router())
-        .merge(crate::voice::recordings::router())
-        .merge(crate::voice::outbound::router())
-        .merge(crate::verify::api::router())
-        .fallback(|| async { ApiError::not_found("route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this route",
-            )
-        })
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            app.config().limits.body_timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            idempotency::layer,
-        ))
-        .layer(axum::middleware::from_fn(retry_reads))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            limits::layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            crate::telemetry::track,
-        ))
-        .with_state(app)
-}
-
 /// A read that met a lost database connection is run once more (it changed nothing, and the
 /// pool hands out a fresh connection); a second loss is answered 503 with `Retry-After`.
-async fn retry_reads(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+pub(crate) async fn retry_reads(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use crate::telemetry::DatabaseUnavailable;
     if req.method() != axum::http::Method::GET {
         return next.run(req).await;
@@ -89,7 +45,9 @@ async fn retry_reads(req: Request, next: axum::middleware::Next) -> axum::respon
 }
 
 /// 200 once the server is ready for traffic (its tenant and numbers set up), 503 before.
-async fn healthz(axum::extract::State(app): axum::extract::State<App>) -> axum::response::Response {
+pub(crate) async fn healthz(
+    axum::extract::State(app): axum::extract::State<App>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     if app.is_ready() {
         "ok".into_response()
@@ -146,14 +104,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 }
 
 /// The dashboard: one page that talks to the API with the key the user gives it.
-async fn dashboard() -> axum::response::Html<&'static str> {
+pub(crate) async fn dashboard() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("dashboard.html"))
 }
 
 /// The OpenAPI document of the REST API (kept in step with the routes by a test).
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
-async fn openapi() -> impl axum::response::IntoResponse {
+pub(crate) async fn openapi() -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         OPENAPI,
