@@ -1,10 +1,9 @@
 //! Contacts: a tenant's people, by phone number, with free-form attributes that templates can use.
 
-use crate::db::{now_ms, opt_str, Db, DbResult, Row};
+use super::store;
+use crate::db::{now_ms, Db, DbResult};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Auth, JsonBody, PathId, QueryParams};
-use crate::ids::new_id;
-use crate::messaging::iso;
 use crate::phone::E164;
 use crate::App;
 use axum::extract::State;
@@ -13,7 +12,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Contact {
@@ -25,38 +23,6 @@ pub struct Contact {
     pub updated_at: String,
     #[serde(skip)]
     pub created_ms: i64,
-}
-
-fn contact(r: &AnyRow) -> Contact {
-    let attrs: Map<String, Value> =
-        serde_json::from_str(&r.get::<String, _>("attributes")).unwrap_or_default();
-    Contact {
-        id: r.get("id"),
-        phone: r.get("phone"),
-        name: opt_str(r, "name"),
-        attributes: attrs,
-        created_at: iso(r.get("created_at")),
-        updated_at: iso(r.get("updated_at")),
-        created_ms: r.get("created_at"),
-    }
-}
-
-pub async fn by_phone(db: &Db, tenant_id: &str, phone: &str) -> DbResult<Option<Contact>> {
-    let r = sqlx::query("SELECT id, phone, name, attributes, created_at, updated_at FROM contacts WHERE tenant_id = $1 AND phone = $2")
-        .bind(tenant_id)
-        .bind(phone)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(r.as_ref().map(contact))
-}
-
-async fn by_id(db: &Db, tenant_id: &str, id: &str) -> DbResult<Option<Contact>> {
-    let r = sqlx::query("SELECT id, phone, name, attributes, created_at, updated_at FROM contacts WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(r.as_ref().map(contact))
 }
 
 /// Template variables a contact provides: its attributes (strings, numbers and booleans as
@@ -116,6 +82,11 @@ fn check_attrs(a: &Map<String, Value>) -> ApiResult<String> {
     Ok(s)
 }
 
+/// The tenant's contact with this phone number, if any.
+pub async fn by_phone(db: &Db, tenant_id: &str, phone: &str) -> DbResult<Option<Contact>> {
+    store::contact_by_phone(db, tenant_id, phone).await
+}
+
 /// Creates the contact, or updates the one with this phone number.
 async fn upsert(
     State(app): State<App>,
@@ -125,28 +96,23 @@ async fn upsert(
     let phone = E164::parse(&req.phone, &auth.tenant.default_region)
         .map_err(|e| ApiError::unprocessable("invalid_phone_number", e.to_string()))?;
     let attrs = check_attrs(&req.attributes)?;
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO contacts (id, tenant_id, phone, name, attributes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
-         ON CONFLICT (tenant_id, phone) DO UPDATE SET name = $4, attributes = $5, updated_at = $6",
+    store::save_contact(
+        app.db(),
+        &auth.tenant.id,
+        phone.as_str(),
+        req.name.as_deref(),
+        &attrs,
+        now_ms(),
     )
-    .bind(new_id("con"))
-    .bind(&auth.tenant.id)
-    .bind(phone.as_str())
-    .bind(&req.name)
-    .bind(attrs)
-    .bind(now)
-    .execute(app.db().pool())
-    .await
-    .map_err(crate::db::DbError::from)?;
-    let c = by_phone(app.db(), &auth.tenant.id, phone.as_str())
+    .await?;
+    let c = store::contact_by_phone(app.db(), &auth.tenant.id, phone.as_str())
         .await?
         .ok_or_else(ApiError::internal)?;
     Ok((StatusCode::CREATED, Json(c)))
 }
 
 async fn fetch(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiResult<Json<Contact>> {
-    by_id(app.db(), &auth.tenant.id, &id)
+    store::contact_by_id(app.db(), &auth.tenant.id, &id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("contact"))
@@ -158,7 +124,7 @@ async fn patch(
     PathId(id): PathId,
     JsonBody(req): JsonBody<PatchContact>,
 ) -> ApiResult<Json<Contact>> {
-    let mut c = by_id(app.db(), &auth.tenant.id, &id)
+    let mut c = store::contact_by_id(app.db(), &auth.tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
     if let Some(attrs) = req.attributes {
@@ -172,40 +138,19 @@ async fn patch(
     }
     let name = req.name.or(c.name);
     let attrs = check_attrs(&c.attributes)?;
-    sqlx::query("UPDATE contacts SET name = $1, attributes = $2, updated_at = $3 WHERE id = $4 AND tenant_id = $5")
-        .bind(&name)
-        .bind(attrs)
-        .bind(now_ms())
-        .bind(&id)
-        .bind(&auth.tenant.id)
-        .execute(app.db().pool())
-        .await
-        .map_err(crate::db::DbError::from)?;
-    by_id(app.db(), &auth.tenant.id, &id)
+    store::update_contact(
+        app.db(),
+        &auth.tenant.id,
+        &id,
+        name.as_deref(),
+        &attrs,
+        now_ms(),
+    )
+    .await?;
+    store::contact_by_id(app.db(), &auth.tenant.id, &id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("contact"))
-}
-
-/// Contacts newest first, one page after `before` (created time, id).
-pub async fn page(
-    db: &Db,
-    tenant_id: &str,
-    before: Option<(i64, String)>,
-    limit: i64,
-) -> DbResult<Vec<Contact>> {
-    let rows = sqlx::query(
-        "SELECT id, phone, name, attributes, created_at, updated_at FROM contacts WHERE tenant_id = $1 \
-         AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id < $3)) \
-         ORDER BY created_at DESC, id DESC LIMIT $4",
-    )
-    .bind(tenant_id)
-    .bind(before.as_ref().map(|b| b.0))
-    .bind(before.as_ref().map(|b| b.1.clone()))
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows.iter().map(contact).collect())
 }
 
 /// `GET /v1/contacts`: pages by cursor, with no cap on how many there are.
@@ -220,7 +165,7 @@ async fn list(
         .as_deref()
         .map(super::api::decode_cursor)
         .transpose()?;
-    let mut data = page(app.db(), &auth.tenant.id, before, want + 1).await?;
+    let mut data = store::contacts_page(app.db(), &auth.tenant.id, before, want + 1).await?;
     let more = data.len() as i64 > want;
     data.truncate(want as usize);
     let next = more

@@ -1,11 +1,12 @@
 //! Message templates with `{variable}` placeholders (`{{` and `}}` write literal braces), per
 //! tenant: the rendering rules, their SQL and their routes.
 
-use crate::db::{now_ms, Db, DbError, DbResult, Row};
+use super::store;
+use crate::db::{now_ms, Db, DbError, DbResult};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Auth, JsonBody, PathId};
 use crate::ids::new_id;
-use crate::messaging::{cost, iso, MAX_BODY_CHARS};
+use crate::messaging::{cost, MAX_BODY_CHARS};
 use crate::App;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +14,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,26 +99,9 @@ pub struct Template {
     pub updated_at: String,
 }
 
-fn template(r: &AnyRow) -> Template {
-    let body: String = r.get("body");
-    Template {
-        id: r.get("id"),
-        name: r.get("name"),
-        variables: variables(&body).unwrap_or_default(),
-        body,
-        created_at: iso(r.get("created_at")),
-        updated_at: iso(r.get("updated_at")),
-    }
-}
-
 /// A template by id or by name.
 pub async fn find(db: &Db, tenant_id: &str, id_or_name: &str) -> DbResult<Option<Template>> {
-    let r = sqlx::query("SELECT id, name, body, created_at, updated_at FROM templates WHERE tenant_id = $1 AND (id = $2 OR name = $2)")
-        .bind(tenant_id)
-        .bind(id_or_name)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(r.as_ref().map(template))
+    store::find_template(db, tenant_id, id_or_name).await
 }
 
 /// Creates the template `name`, or replaces the body of the one with that name (for loading
@@ -128,27 +111,12 @@ pub async fn put(app: &App, tenant_id: &str, name: &str, body: &str) -> ApiResul
     let now = now_ms();
     match find(app.db(), tenant_id, name.trim()).await? {
         Some(t) => {
-            sqlx::query(
-                "UPDATE templates SET body = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
-            )
-            .bind(body)
-            .bind(now)
-            .bind(&t.id)
-            .bind(tenant_id)
-            .execute(app.db().pool())
-            .await
-            .map_err(DbError::from)?;
+            store::update_template(app.db(), tenant_id, &t.id, &t.name, body, now).await?;
         }
         None => {
-            sqlx::query("INSERT INTO templates (id, tenant_id, name, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
-                .bind(new_id("tpl"))
-                .bind(tenant_id)
-                .bind(name.trim())
-                .bind(body)
-                .bind(now)
-                .execute(app.db().pool())
+            store::insert_template(app.db(), tenant_id, &new_id("tpl"), name.trim(), body, now)
                 .await
-                .map_err(|e| name_taken(e.into()))?;
+                .map_err(name_taken)?;
         }
     }
     find(app.db(), tenant_id, name.trim())
@@ -213,15 +181,16 @@ async fn create(
     check(&req.name, &req.body)?;
     let id = new_id("tpl");
     let now = now_ms();
-    sqlx::query("INSERT INTO templates (id, tenant_id, name, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
-        .bind(&id)
-        .bind(&auth.tenant.id)
-        .bind(req.name.trim())
-        .bind(&req.body)
-        .bind(now)
-        .execute(app.db().pool())
-        .await
-        .map_err(|e| name_taken(e.into()))?;
+    store::insert_template(
+        app.db(),
+        &auth.tenant.id,
+        &id,
+        req.name.trim(),
+        &req.body,
+        now,
+    )
+    .await
+    .map_err(name_taken)?;
     let t = find(app.db(), &auth.tenant.id, &id)
         .await?
         .ok_or_else(ApiError::internal)?;
@@ -240,12 +209,7 @@ async fn fetch(
 }
 
 async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
-    let rows = sqlx::query("SELECT id, name, body, created_at, updated_at FROM templates WHERE tenant_id = $1 ORDER BY name")
-        .bind(&auth.tenant.id)
-        .fetch_all(app.db().pool())
-        .await
-        .map_err(DbError::from)?;
-    let data: Vec<Template> = rows.iter().map(template).collect();
+    let data = store::templates(app.db(), &auth.tenant.id).await?;
     Ok(Json(json!({ "data": data, "next_cursor": null })))
 }
 
@@ -261,15 +225,16 @@ async fn update(
     let name = req.name.unwrap_or(t.name);
     let body = req.body.unwrap_or(t.body);
     check(&name, &body)?;
-    sqlx::query("UPDATE templates SET name = $1, body = $2, updated_at = $3 WHERE id = $4 AND tenant_id = $5")
-        .bind(name.trim())
-        .bind(&body)
-        .bind(now_ms())
-        .bind(&t.id)
-        .bind(&auth.tenant.id)
-        .execute(app.db().pool())
-        .await
-        .map_err(|e| name_taken(e.into()))?;
+    store::update_template(
+        app.db(),
+        &auth.tenant.id,
+        &t.id,
+        name.trim(),
+        &body,
+        now_ms(),
+    )
+    .await
+    .map_err(name_taken)?;
     fetch(State(app), auth, PathId(t.id)).await
 }
 
@@ -277,12 +242,7 @@ async fn remove(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiRe
     let t = find(app.db(), &auth.tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("template"))?;
-    sqlx::query("DELETE FROM templates WHERE id = $1 AND tenant_id = $2")
-        .bind(&t.id)
-        .bind(&auth.tenant.id)
-        .execute(app.db().pool())
-        .await
-        .map_err(DbError::from)?;
+    store::delete_template(app.db(), &auth.tenant.id, &t.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
