@@ -2,9 +2,9 @@
 //! retries while Twilio answers 404 (media is not always ready when the webhook arrives). Twilio
 //! credentials go only to URLs under the configured Twilio base; other hosts are refused.
 
-use super::store::Tx;
+use super::store::{self, Tx};
 use super::Media;
-use crate::db::{now_ms, opt_str, Db, DbResult, Row};
+use crate::db::{now_ms, Db, DbResult};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::new_id;
 use crate::queue::{self, Job, Outcome, Worker};
@@ -21,59 +21,28 @@ pub async fn insert_pending(
 ) -> DbResult<()> {
     let now = now_ms();
     let id = new_id("med");
-    sqlx::query(
-        "INSERT INTO media (id, tenant_id, message_id, position, source_url, content_type, status, attempts, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
-    )
-    .bind(&id)
-    .bind(tenant_id)
-    .bind(message_id)
-    .bind(position)
-    .bind(url)
-    .bind(content_type)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    let m = store::NewMedia {
+        id: &id,
+        tenant_id,
+        message_id,
+        position,
+        url,
+        content_type,
+        now,
+    };
+    store::insert_media(tx, &m).await?;
     queue::enqueue(tx, WORKER.kind, &id, tenant_id, now).await
 }
 
 pub async fn for_message(db: &Db, tenant_id: &str, message_id: &str) -> DbResult<Vec<Media>> {
-    let rows = sqlx::query(
-        "SELECT id, content_type, size, status, error FROM media WHERE message_id = $1 AND tenant_id = $2 ORDER BY position",
-    )
-    .bind(message_id)
-    .bind(tenant_id)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let id: String = r.get("id");
-            Media {
-                url: format!("/v1/media/{id}"),
-                id,
-                content_type: opt_str(r, "content_type"),
-                size: r.try_get::<Option<i64>, _>("size").ok().flatten(),
-                status: r.get("status"),
-                error: opt_str(r, "error"),
-            }
-        })
-        .collect())
+    store::media_of(db, tenant_id, message_id).await
 }
 
 /// The stored bytes of a tenant's media.
 pub async fn content(app: &App, tenant_id: &str, id: &str) -> ApiResult<(String, Vec<u8>)> {
-    let r = sqlx::query(
-        "SELECT content_type, storage_key, status FROM media WHERE id = $1 AND tenant_id = $2",
-    )
-    .bind(id)
-    .bind(tenant_id)
-    .fetch_optional(app.db().pool())
-    .await
-    .map_err(crate::db::DbError::from)?
-    .ok_or_else(|| ApiError::not_found("media"))?;
-    let status: String = r.get("status");
-    let key = opt_str(&r, "storage_key");
+    let (status, key, content_type) = store::media_file(app.db(), tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("media"))?;
     let Some(key) = key.filter(|_| status == "stored") else {
         return Err(ApiError::conflict(
             "media_not_ready",
@@ -84,7 +53,7 @@ pub async fn content(app: &App, tenant_id: &str, id: &str) -> ApiResult<(String,
         tracing::error!(error = %e, key, "stored media is missing");
         ApiError::internal()
     })?;
-    let ct = opt_str(&r, "content_type").unwrap_or_else(|| "application/octet-stream".into());
+    let ct = content_type.unwrap_or_else(|| "application/octet-stream".into());
     Ok((ct, bytes))
 }
 
@@ -102,15 +71,10 @@ pub const WORKER: Worker = Worker {
 };
 
 async fn download(app: &App, job: &Job) -> DbResult<Outcome> {
-    let r = sqlx::query("SELECT source_url, status FROM media WHERE id = $1 AND tenant_id = $2")
-        .bind(&job.subject_id)
-        .bind(&job.tenant_id)
-        .fetch_optional(app.db().pool())
-        .await?;
-    let Some(r) = r.filter(|r| r.get::<String, _>("status") == "pending") else {
+    let Some(url) = store::pending_media_source(app.db(), &job.tenant_id, &job.subject_id).await?
+    else {
         return Ok(Outcome::Done);
     };
-    let url: String = r.get("source_url");
     let (id, tenant_id) = (&job.subject_id, &job.tenant_id);
     let client = match app.twilio(tenant_id).await {
         Ok(c) => c,
@@ -129,24 +93,14 @@ async fn download(app: &App, job: &Job) -> DbResult<Outcome> {
                     after: None,
                 });
             }
-            sqlx::query("UPDATE media SET status = 'stored', storage_key = $1, size = $2, content_type = COALESCE($3, content_type), error = NULL, attempts = $4 WHERE id = $5")
-                .bind(key)
-                .bind(bytes.len() as i64)
-                .bind(ct.map(|c| c.split(';').next().unwrap_or_default().trim().to_string()))
-                .bind(job.attempts)
-                .bind(id)
-                .execute(app.db().pool())
-                .await?;
+            let ct = ct.map(|c| c.split(';').next().unwrap_or_default().trim().to_string());
+            let size = bytes.len() as i64;
+            store::media_stored(app.db(), id, &key, size, ct.as_deref(), job.attempts).await?;
             Ok(Outcome::Done)
         }
         // Not there yet, rate limited, or a passing fault: try again later.
         Err(e) if e.status() == Some(404) || e.is_retryable() => {
-            sqlx::query("UPDATE media SET error = $1, attempts = $2 WHERE id = $3")
-                .bind(e.to_string())
-                .bind(job.attempts)
-                .bind(id)
-                .execute(app.db().pool())
-                .await?;
+            store::media_error(app.db(), id, &e.to_string(), job.attempts).await?;
             Ok(Outcome::Retry {
                 error: e.to_string(),
                 after: None,
@@ -163,10 +117,5 @@ async fn fail(app: &App, id: &str, error: String) -> DbResult<Outcome> {
 
 async fn mark_failed(app: &App, id: &str, error: &str) -> DbResult<()> {
     tracing::warn!(media_id = id, %error, "media download failed");
-    sqlx::query("UPDATE media SET status = 'failed', error = $1 WHERE id = $2")
-        .bind(error)
-        .bind(id)
-        .execute(app.db().pool())
-        .await?;
-    Ok(())
+    store::media_failed(app.db(), id, error).await
 }
