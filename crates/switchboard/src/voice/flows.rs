@@ -2,11 +2,11 @@
 
 use super::flow::{validate, Flow, Step};
 use super::render::{render_from, Ctx, Effect};
-use crate::db::{now_ms, Db, DbError, DbResult, Row};
+use super::store;
+use crate::db::{now_ms, Db, DbError, DbResult};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Auth, JsonBody, PathId};
 use crate::ids::new_id;
-use crate::messaging::iso;
 use crate::App;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredFlow {
@@ -25,24 +24,9 @@ pub struct StoredFlow {
     pub updated_at: String,
 }
 
-fn stored(r: &AnyRow) -> Option<StoredFlow> {
-    let flow: Flow = serde_json::from_str(&r.get::<String, _>("definition")).ok()?;
-    Some(StoredFlow {
-        id: r.get("id"),
-        flow,
-        created_at: iso(r.get("created_at")),
-        updated_at: iso(r.get("updated_at")),
-    })
-}
-
 /// A flow by id or name.
 pub async fn find(db: &Db, tenant_id: &str, id_or_name: &str) -> DbResult<Option<StoredFlow>> {
-    let r = sqlx::query("SELECT id, definition, created_at, updated_at FROM flows WHERE tenant_id = $1 AND (id = $2 OR name = $2)")
-        .bind(tenant_id)
-        .bind(id_or_name)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(r.as_ref().and_then(stored))
+    store::find_flow(db, tenant_id, id_or_name).await
 }
 
 pub fn router() -> Router<App> {
@@ -156,24 +140,15 @@ pub async fn load(
         .map_err(|e| e.to_string())?
     {
         Some(existing) => {
-            sqlx::query("UPDATE flows SET definition = $1, updated_at = $2 WHERE id = $3")
-                .bind(&json)
-                .bind(now)
-                .bind(&existing.id)
-                .execute(app.db().pool())
+            let name = existing.flow.name.clone();
+            store::update_flow(app.db(), &tenant.id, &existing.id, &name, &json, now)
                 .await
                 .map_err(|e| e.to_string())?;
             existing.id
         }
         None => {
             let id = new_id("flow");
-            sqlx::query("INSERT INTO flows (id, tenant_id, name, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
-                .bind(&id)
-                .bind(&tenant.id)
-                .bind(flow.name.trim())
-                .bind(&json)
-                .bind(now)
-                .execute(app.db().pool())
+            store::insert_flow(app.db(), &tenant.id, &id, flow.name.trim(), &json, now)
                 .await
                 .map_err(|e| e.to_string())?;
             id
@@ -213,15 +188,10 @@ async fn create(
     .await?;
     let id = new_id("flow");
     let now = now_ms();
-    sqlx::query("INSERT INTO flows (id, tenant_id, name, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
-        .bind(&id)
-        .bind(&auth.tenant.id)
-        .bind(flow.name.trim())
-        .bind(serde_json::to_string(&flow).unwrap_or_default())
-        .bind(now)
-        .execute(app.db().pool())
+    let json = serde_json::to_string(&flow).unwrap_or_default();
+    store::insert_flow(app.db(), &auth.tenant.id, &id, flow.name.trim(), &json, now)
         .await
-        .map_err(|e| name_taken(e.into()))?;
+        .map_err(name_taken)?;
     let f = find(app.db(), &auth.tenant.id, &id)
         .await?
         .ok_or_else(ApiError::internal)?;
@@ -244,15 +214,17 @@ async fn replace(
         &mut flow,
     )
     .await?;
-    sqlx::query("UPDATE flows SET name = $1, definition = $2, updated_at = $3 WHERE id = $4 AND tenant_id = $5")
-        .bind(flow.name.trim())
-        .bind(serde_json::to_string(&flow).unwrap_or_default())
-        .bind(now_ms())
-        .bind(&current.id)
-        .bind(&auth.tenant.id)
-        .execute(app.db().pool())
-        .await
-        .map_err(|e| name_taken(e.into()))?;
+    let json = serde_json::to_string(&flow).unwrap_or_default();
+    store::update_flow(
+        app.db(),
+        &auth.tenant.id,
+        &current.id,
+        flow.name.trim(),
+        &json,
+        now_ms(),
+    )
+    .await
+    .map_err(name_taken)?;
     find(app.db(), &auth.tenant.id, &current.id)
         .await?
         .map(Json)
@@ -272,11 +244,7 @@ async fn fetch(
 
 /// Every flow of the tenant, by name.
 pub async fn list_all(db: &Db, tenant_id: &str) -> DbResult<Vec<StoredFlow>> {
-    let rows = sqlx::query("SELECT id, definition, created_at, updated_at FROM flows WHERE tenant_id = $1 ORDER BY name")
-        .bind(tenant_id)
-        .fetch_all(db.pool())
-        .await?;
-    Ok(rows.iter().filter_map(stored).collect())
+    store::flows(db, tenant_id).await
 }
 
 async fn list(State(app): State<App>, auth: Auth) -> ApiResult<Json<Value>> {
@@ -288,26 +256,13 @@ async fn remove(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiRe
     let f = find(app.db(), &auth.tenant.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("flow"))?;
-    let used =
-        sqlx::query("SELECT phone_number FROM numbers WHERE flow_id = $1 AND tenant_id = $2")
-            .bind(&f.id)
-            .bind(&auth.tenant.id)
-            .fetch_optional(app.db().pool())
-            .await
-            .map_err(DbError::from)?;
-    if let Some(r) = used {
-        let n: String = r.get("phone_number");
+    if let Some(n) = store::number_answered_by(app.db(), &auth.tenant.id, &f.id).await? {
         return Err(ApiError::conflict(
             "flow_in_use",
             format!("{n} answers calls with this flow; attach another flow first"),
         ));
     }
-    sqlx::query("DELETE FROM flows WHERE id = $1 AND tenant_id = $2")
-        .bind(&f.id)
-        .bind(&auth.tenant.id)
-        .execute(app.db().pool())
-        .await
-        .map_err(DbError::from)?;
+    store::delete_flow(app.db(), &auth.tenant.id, &f.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -589,3 +589,110 @@ pub async fn set_path(db: &Db, id: &str, path: &[String]) -> DbResult<()> {
         .await?;
     Ok(())
 }
+
+// ---- Flows ----
+
+const FLOW_COLS: &str = "id, definition, created_at, updated_at";
+
+fn flow_row(r: &AnyRow) -> Option<super::flows::StoredFlow> {
+    let flow: super::flow::Flow = serde_json::from_str(&r.get::<String, _>("definition")).ok()?;
+    Some(super::flows::StoredFlow {
+        id: r.get("id"),
+        flow,
+        created_at: iso(r.get("created_at")),
+        updated_at: iso(r.get("updated_at")),
+    })
+}
+
+/// A flow by id or name.
+pub async fn find_flow(
+    db: &Db,
+    tenant_id: &str,
+    id_or_name: &str,
+) -> DbResult<Option<super::flows::StoredFlow>> {
+    let r = sqlx::query(&format!(
+        "SELECT {FLOW_COLS} FROM flows WHERE tenant_id = $1 AND (id = $2 OR name = $2)"
+    ))
+    .bind(tenant_id)
+    .bind(id_or_name)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(r.as_ref().and_then(flow_row))
+}
+
+/// Every flow of the tenant, by name.
+pub async fn flows(db: &Db, tenant_id: &str) -> DbResult<Vec<super::flows::StoredFlow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {FLOW_COLS} FROM flows WHERE tenant_id = $1 ORDER BY name"
+    ))
+    .bind(tenant_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.iter().filter_map(flow_row).collect())
+}
+
+/// A new flow; a name the tenant already uses is a unique violation.
+pub async fn insert_flow(
+    db: &Db,
+    tenant_id: &str,
+    id: &str,
+    name: &str,
+    definition: &str,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO flows (id, tenant_id, name, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(name)
+    .bind(definition)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub async fn update_flow(
+    db: &Db,
+    tenant_id: &str,
+    id: &str,
+    name: &str,
+    definition: &str,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE flows SET name = $1, definition = $2, updated_at = $3 WHERE id = $4 AND tenant_id = $5",
+    )
+    .bind(name)
+    .bind(definition)
+    .bind(now)
+    .bind(id)
+    .bind(tenant_id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// A number of the tenant whose calls this flow answers, if any.
+pub async fn number_answered_by(
+    db: &Db,
+    tenant_id: &str,
+    flow_id: &str,
+) -> DbResult<Option<String>> {
+    let r = sqlx::query("SELECT phone_number FROM numbers WHERE flow_id = $1 AND tenant_id = $2")
+        .bind(flow_id)
+        .bind(tenant_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(r.map(|r| r.get("phone_number")))
+}
+
+pub async fn delete_flow(db: &Db, tenant_id: &str, id: &str) -> DbResult<()> {
+    sqlx::query("DELETE FROM flows WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
