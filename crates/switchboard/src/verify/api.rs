@@ -189,13 +189,14 @@ async fn pending(app: &App, tenant_id: &str, to: &str) -> ApiResult<Option<Verif
     Ok(store::pending_for(app.db().pool(), tenant_id, to).await?)
 }
 
-/// Refuses a send past the verification's allowance, then asks the guard.
+/// Refuses a send past the verification's allowance, then asks the guard; returns the
+/// admitted attempt.
 async fn admit(
     app: &App,
     s: &Settings,
     ask: &Ask<'_>,
     current: Option<&Verification>,
-) -> ApiResult<()> {
+) -> ApiResult<String> {
     if let Some(p) = current.filter(|p| p.send_attempts >= MAX_SENDS) {
         let wait = ((p.expires_at - app.clock().now_ms()) / 1000).max(1) as u64;
         app.metrics().verification(&p.engine, "max_send_attempts");
@@ -216,7 +217,7 @@ async fn admit(
         cost_micros: cost_micros(&ask.channel, &masked),
     };
     match guard::admit(app, s, &target, &ask.tenant.default_region).await? {
-        Ok(()) => Ok(()),
+        Ok(attempt) => Ok(attempt),
         Err(b) => Err(b.error),
     }
 }
@@ -224,7 +225,7 @@ async fn admit(
 async fn builtin_start(app: &App, s: &Settings, ask: &Ask<'_>) -> ApiResult<Verification> {
     let tenant = ask.tenant;
     let current = pending(app, &tenant.id, &ask.to).await?;
-    admit(app, s, ask, current.as_ref()).await?;
+    let attempt = admit(app, s, ask, current.as_ref()).await?;
     let now = app.clock().now_ms();
     let (v, resent) = match current {
         Some(p) => (p, true),
@@ -285,6 +286,7 @@ async fn builtin_start(app: &App, s: &Settings, ask: &Ask<'_>) -> ApiResult<Veri
         .await?;
     let n = v.send_attempts + 1;
     if let Err(e) = deliver(app, s, tenant, &v, &ask.channel, n).await {
+        guard::refused(app, &attempt, e.code).await?;
         if !resent {
             store::set_status(app.db(), &v.id, "failed", now).await?;
         }
@@ -395,7 +397,7 @@ async fn twilio_start(app: &App, s: &Settings, ask: &Ask<'_>) -> ApiResult<Verif
     let tenant = ask.tenant;
     let service = service_of(s)?;
     let current = pending(app, &tenant.id, &ask.to).await?;
-    admit(app, s, ask, current.as_ref()).await?;
+    let attempt = admit(app, s, ask, current.as_ref()).await?;
     let client = app.twilio(&tenant.id).await?;
     let req = twilio::rest::CreateVerification {
         to: ask.to.clone(),
@@ -403,13 +405,17 @@ async fn twilio_start(app: &App, s: &Settings, ask: &Ask<'_>) -> ApiResult<Verif
         locale: Some(ask.locale.clone()),
         custom_friendly_name: Some(ask.app_name.clone()),
     };
-    let made = client
-        .create_verification(&service, &req)
-        .await
-        .map_err(|e| {
+    let made = match client.create_verification(&service, &req).await {
+        Ok(made) => made,
+        Err(e) => {
             app.metrics().verification("twilio", "refused");
-            twilio_error(e)
-        })?;
+            let reason = e
+                .code()
+                .map_or_else(|| "twilio_error".to_string(), |c| format!("twilio_{c}"));
+            guard::refused(app, &attempt, &reason).await?;
+            return Err(twilio_error(e));
+        }
+    };
     let now = app.clock().now_ms();
     let (resent, id) = match current.filter(|c| c.twilio_sid.as_deref() == Some(made.sid.as_str()))
     {

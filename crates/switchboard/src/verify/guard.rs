@@ -68,13 +68,14 @@ fn too_many(reason: &'static str, what: &str, free_at: Option<i64>, now: i64) ->
 }
 
 /// Checks an attempt against the tenant's limits, keeping it (sent or blocked) in one go
-/// with the answer. Ok(()) means the code may go.
+/// with the answer. Ok(id) means the code may go; the attempt is `id`, to mark refused if
+/// sending fails after all ([`refused`]).
 pub async fn admit(
     app: &App,
     s: &Settings,
     t: &Target,
     default_region: &str,
-) -> DbResult<Result<(), Blocked>> {
+) -> DbResult<Result<String, Blocked>> {
     let now = app.clock().now_ms();
     let (prefix, country) = (t.prefix(), t.country());
     let verdict = judge(app, s, t, &prefix, &country, default_region, now).await?;
@@ -82,9 +83,11 @@ pub async fn admit(
         Ok(()) => ("sent", None),
         Err(b) => ("blocked", Some(b.reason)),
     };
+    let id = crate::ids::new_id("vat");
     store::insert_attempt(
         app.db().pool(),
         &Attempt {
+            id: &id,
             tenant_id: &t.tenant_id,
             verification_id: None,
             to: &t.to,
@@ -110,7 +113,13 @@ pub async fn admit(
         );
         app.metrics().verification_blocked(b.reason);
     }
-    Ok(verdict)
+    Ok(verdict.map(|()| id))
+}
+
+/// An admitted attempt that did not go out after all (Twilio refused it, the recipient opted
+/// out): it no longer counts, and says why.
+pub async fn refused(app: &App, attempt_id: &str, reason: &str) -> DbResult<()> {
+    store::attempt_refused(app.db(), attempt_id, reason).await
 }
 
 async fn judge(

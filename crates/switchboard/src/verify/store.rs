@@ -2,7 +2,6 @@
 
 use super::Settings;
 use crate::db::{opt_str, Db, DbResult, Row, Tx};
-use crate::ids::new_id;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
@@ -234,6 +233,7 @@ pub async fn set_status(db: &Db, id: &str, status: &str, now: i64) -> DbResult<b
 
 /// A send attempt, kept for the limits whether it went out or was blocked.
 pub struct Attempt<'a> {
+    pub id: &'a str,
     pub tenant_id: &'a str,
     pub verification_id: Option<&'a str>,
     pub to: &'a str,
@@ -256,7 +256,7 @@ pub async fn insert_attempt<'e>(
         "INSERT INTO verification_attempts (id, tenant_id, verification_id, to_number, prefix, country, client_ip, channel, \
          outcome, reason, cost_micros, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
-    .bind(new_id("vat"))
+    .bind(a.id)
     .bind(a.tenant_id)
     .bind(a.verification_id)
     .bind(a.to)
@@ -269,6 +269,18 @@ pub async fn insert_attempt<'e>(
     .bind(a.cost_micros)
     .bind(a.now)
     .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// An attempt admitted but not sent after all: it counts no more.
+pub async fn attempt_refused(db: &Db, id: &str, reason: &str) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE verification_attempts SET outcome = 'blocked', reason = $1, cost_micros = 0 WHERE id = $2",
+    )
+    .bind(reason)
+    .bind(id)
+    .execute(db.pool())
     .await?;
     Ok(())
 }

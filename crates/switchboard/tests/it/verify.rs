@@ -363,6 +363,21 @@ async fn pumping_is_stopped_before_anything_is_sent(b: Backend, engine: Engine) 
     let blocked = r#"switchboard_verification_blocks_total{reason="per_prefix"}"#;
     assert_eq!(t.metric(blocked).await, 2.0);
 
+    // Twilio Verify's own Fraud Guard (the twin blocks a prefix): the same error, nothing sent.
+    if engine == Engine::Twilio {
+        t.fault(json!({"kind": "fraud_guard", "prefix": "+1646"}))
+            .await;
+        let (s, r) = t
+            .post("/v1/verifications", json!({"to": "+16465550100"}))
+            .await;
+        assert_eq!(
+            (s, r["error"]["code"].as_str()),
+            (429, Some("too_many_requests")),
+            "{r}"
+        );
+        assert!(t.deliveries_to("+16465550100").is_empty());
+    }
+
     // Countries not allowed get nothing either.
     let (s, r) = t
         .post("/v1/verifications", json!({"to": "+442071838750"}))
