@@ -5,12 +5,11 @@
 //! otherwise). Failures are recorded and retried, never lost.
 
 use super::calls::Call;
-use crate::db::{now_ms, opt_str, Db, DbError, DbResult, Row};
+use super::store::recordings as rstore;
+use crate::db::{now_ms, Db, DbResult};
 use crate::error::{ApiError, ApiResult};
 use crate::http::webhook::{security_event, Webhook};
 use crate::http::{Auth, JsonBody, PathId, QueryParams};
-use crate::ids::new_id;
-use crate::messaging::iso;
 use crate::queue::{self, Job, Outcome, Worker};
 use crate::App;
 use axum::extract::State;
@@ -20,7 +19,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
 use std::time::Duration;
 
 pub fn router() -> Router<App> {
@@ -45,23 +43,6 @@ pub struct Recording {
     pub created_at: String,
 }
 
-fn recording(r: &AnyRow) -> Recording {
-    let id: String = r.get("id");
-    Recording {
-        media_url: format!("/v1/recordings/{id}/media"),
-        id,
-        call_id: r.get("call_id"),
-        twilio_sid: r.get("twilio_sid"),
-        kind: r.get("kind"),
-        duration: r.try_get::<Option<i64>, _>("duration").ok().flatten(),
-        status: r.get("status"),
-        content_type: opt_str(r, "content_type"),
-        size: r.try_get::<Option<i64>, _>("size").ok().flatten(),
-        error: opt_str(r, "error"),
-        created_at: iso(r.get("created_at")),
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Voicemail {
     pub id: String,
@@ -77,28 +58,7 @@ pub struct Voicemail {
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip)]
-    created_ms: i64,
-}
-
-const VM_COLS: &str = "id, call_id, recording_id, from_number, to_number, status, transcription_status, transcription_source, \
-    transcription_text, transcription_error, created_at, updated_at";
-
-fn voicemail(r: &AnyRow) -> Voicemail {
-    Voicemail {
-        id: r.get("id"),
-        call_id: r.get("call_id"),
-        recording_id: r.get("recording_id"),
-        from: r.get("from_number"),
-        to: r.get("to_number"),
-        status: r.get("status"),
-        transcription_status: r.get("transcription_status"),
-        transcription_source: opt_str(r, "transcription_source"),
-        transcription: opt_str(r, "transcription_text"),
-        transcription_error: opt_str(r, "transcription_error"),
-        created_ms: r.get("created_at"),
-        created_at: iso(r.get("created_at")),
-        updated_at: iso(r.get("updated_at")),
-    }
+    pub(crate) created_ms: i64,
 }
 
 /// The recording a callback names, checked: its id is Twilio's and its audio is a recording
@@ -140,16 +100,10 @@ pub async fn check_reported(app: &App, hook: &Webhook, c: &Call) -> ApiResult<()
     if hook.form.non_empty("RecordingUrl").is_some() {
         reported_recording(hook)?;
     }
-    let owner =
-        sqlx::query("SELECT call_id FROM recordings WHERE twilio_sid = $1 AND tenant_id = $2")
-            .bind(sid)
-            .bind(&c.tenant_id)
-            .fetch_optional(app.db().pool())
-            .await
-            .map_err(DbError::from)?;
+    let owner = rstore::recording_call(app.db(), &c.tenant_id, sid).await?;
     let elsewhere =
         super::store::sid_elsewhere(app.db().pool(), "recordings", &hook.tenants, sid).await?;
-    if elsewhere.is_some() || owner.is_some_and(|r| r.get::<String, _>("call_id") != c.id) {
+    if elsewhere.is_some() || owner.is_some_and(|call| call != c.id) {
         security_event(&hook.account_sid, "recording", sid);
         return Err(ApiError::forbidden(
             "this RecordingSid belongs to another call",
@@ -173,56 +127,21 @@ async fn upsert_recording(
         .form
         .get("RecordingDuration")
         .and_then(|d| d.parse::<i64>().ok());
-    let now = now_ms();
-    let args = std::sync::Arc::new((
-        c.tenant_id.clone(),
-        c.id.clone(),
-        sid.clone(),
+    let row = std::sync::Arc::new(rstore::NewRecording {
+        tenant_id: c.tenant_id.clone(),
+        call_id: c.id.clone(),
+        sid: sid.clone(),
         url,
-        kind.to_string(),
-        hook.tenants.clone(),
-    ));
+        duration,
+        kind: kind.to_string(),
+        account_tenants: hook.tenants.clone(),
+        now: now_ms(),
+    });
     let id = app
         .db()
         .write(move |tx| {
-            let args = args.clone();
-            Box::pin(async move {
-                let (tenant_id, call_id, sid, url, kind, tenants) = &*args;
-                if super::store::sid_elsewhere(&mut **tx, "recordings", tenants, sid)
-                    .await?
-                    .is_some()
-                {
-                    return Ok(None);
-                }
-                let id = new_id("rec");
-                let inserted = sqlx::query(
-                    "INSERT INTO recordings (id, tenant_id, call_id, twilio_sid, source_url, duration, kind, status, attempts, next_attempt_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) ON CONFLICT DO NOTHING",
-                )
-                .bind(&id)
-                .bind(tenant_id)
-                .bind(call_id)
-                .bind(sid)
-                .bind(url)
-                .bind(duration)
-                .bind(kind)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if inserted {
-                    queue::enqueue(tx, WORKER.kind, &id, tenant_id, now).await?;
-                    return Ok(Some(id));
-                }
-                let r = sqlx::query("SELECT id FROM recordings WHERE twilio_sid = $1 AND tenant_id = $2 AND call_id = $3")
-                    .bind(sid)
-                    .bind(tenant_id)
-                    .bind(call_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                Ok(r.map(|r| r.get::<String, _>("id")))
-            })
+            let row = row.clone();
+            Box::pin(async move { rstore::insert_recording(tx, &row, WORKER.kind).await })
         })
         .await?;
     match id {
@@ -246,63 +165,37 @@ pub async fn voicemail_recorded(
     let Some(rec_id) = upsert_recording(app, hook, c, "voicemail").await? else {
         return Ok(());
     };
-    sqlx::query("UPDATE recordings SET kind = 'voicemail' WHERE id = $1 AND tenant_id = $2 AND call_id = $3")
-        .bind(&rec_id)
-        .bind(&c.tenant_id)
-        .bind(&c.id)
-        .execute(app.db().pool())
-        .await
-        .map_err(DbError::from)?;
+    rstore::mark_voicemail_recording(app.db(), &c.tenant_id, &c.id, &rec_id).await?;
     let (status, source) = match (transcribe, app.config().stt.is_some()) {
         (false, _) => ("none", None),
         (true, true) => ("pending", Some("stt")),
         (true, false) => ("pending", Some("twilio")),
     };
     let now = now_ms();
-    let (tenant_id, call_id, from, to) = (
-        c.tenant_id.clone(),
-        c.id.clone(),
-        c.from.clone(),
-        c.to.clone(),
-    );
+    let vm = std::sync::Arc::new(rstore::NewVoicemail {
+        tenant_id: c.tenant_id.clone(),
+        call_id: c.id.clone(),
+        recording_id: rec_id,
+        from: c.from.clone(),
+        to: c.to.clone(),
+        transcription_status: status,
+        transcription_source: source,
+        now,
+    });
     app.db()
         .write(move |tx| {
-            let (tenant_id, call_id, from, to, rec_id) = (
-                tenant_id.clone(),
-                call_id.clone(),
-                from.clone(),
-                to.clone(),
-                rec_id.clone(),
-            );
+            let vm = vm.clone();
             Box::pin(async move {
-                let id = new_id("vm");
-                let inserted = sqlx::query(
-                    "INSERT INTO voicemails (id, tenant_id, call_id, recording_id, from_number, to_number, status, transcription_status, \
-                     transcription_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'new', $7, $8, $9, $9) \
-                     ON CONFLICT (recording_id) DO NOTHING",
-                )
-                .bind(&id)
-                .bind(&tenant_id)
-                .bind(&call_id)
-                .bind(&rec_id)
-                .bind(&from)
-                .bind(&to)
-                .bind(status)
-                .bind(source)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if inserted && source == Some("stt") {
-                    queue::enqueue(tx, TRANSCRIPTIONS.kind, &id, &tenant_id, now).await?;
+                let made = rstore::insert_voicemail(tx, &vm).await?;
+                if let (Some(id), Some("stt")) = (made, vm.transcription_source) {
+                    queue::enqueue(tx, TRANSCRIPTIONS.kind, &id, &vm.tenant_id, vm.now).await?;
                 }
                 Ok(())
             })
         })
         .await?;
     if let Some(sid) = hook.form.non_empty("RecordingSid") {
-        apply_twilio_transcription(app.db(), &c.tenant_id, sid).await?;
+        rstore::apply_twilio_transcription(app.db(), &c.tenant_id, sid, now_ms()).await?;
     }
     app.work_queued();
     Ok(())
@@ -338,47 +231,9 @@ pub async fn transcription_reported(app: &App, hook: &Webhook, c: &Call) -> ApiR
     } else {
         "failed"
     };
-    sqlx::query(
-        "INSERT INTO twilio_transcriptions (recording_sid, tenant_id, status, text, created_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (tenant_id, recording_sid) DO UPDATE SET status = $3, text = $4",
-    )
-    .bind(sid)
-    .bind(&c.tenant_id)
-    .bind(status)
-    .bind(form.get("TranscriptionText"))
-    .bind(now_ms())
-    .execute(app.db().pool())
-    .await
-    .map_err(DbError::from)?;
-    Ok(apply_twilio_transcription(app.db(), &c.tenant_id, sid).await?)
-}
-
-async fn apply_twilio_transcription(db: &Db, tenant_id: &str, recording_sid: &str) -> DbResult<()> {
-    let Some(t) = sqlx::query(
-        "SELECT status, text FROM twilio_transcriptions WHERE recording_sid = $1 AND tenant_id = $2",
-    )
-    .bind(recording_sid)
-    .bind(tenant_id)
-    .fetch_optional(db.pool())
-    .await?
-    else {
-        return Ok(());
-    };
-    let status: String = t.get("status");
-    sqlx::query(
-        "UPDATE voicemails SET transcription_status = $1, transcription_text = $2, transcription_error = $3, updated_at = $4 \
-         WHERE tenant_id = $6 AND recording_id = (SELECT id FROM recordings WHERE twilio_sid = $5 AND tenant_id = $6) \
-         AND transcription_source = 'twilio'",
-    )
-    .bind(&status)
-    .bind(opt_str(&t, "text"))
-    .bind((status != "completed").then_some("Twilio could not transcribe the recording"))
-    .bind(now_ms())
-    .bind(recording_sid)
-    .bind(tenant_id)
-    .execute(db.pool())
-    .await?;
-    Ok(())
+    let text = form.get("TranscriptionText");
+    rstore::save_twilio_transcription(app.db(), &c.tenant_id, sid, status, text, now_ms()).await?;
+    Ok(rstore::apply_twilio_transcription(app.db(), &c.tenant_id, sid, now_ms()).await?)
 }
 
 /// Copying recordings from Twilio into storage.
@@ -410,28 +265,14 @@ pub const TRANSCRIPTIONS: Worker = Worker {
 };
 
 async fn recording_failed(app: &App, id: &str, error: &str, attempts: i64) -> DbResult<()> {
-    sqlx::query("UPDATE recordings SET status = 'failed', error = $1, attempts = $2 WHERE id = $3")
-        .bind(error)
-        .bind(attempts)
-        .bind(id)
-        .execute(app.db().pool())
-        .await?;
-    Ok(())
+    rstore::recording_failed(app.db(), id, error, attempts).await
 }
 
 async fn download(app: &App, job: &Job) -> DbResult<Outcome> {
     let (id, tenant_id, attempt) = (&job.subject_id, &job.tenant_id, job.attempts);
-    let r = sqlx::query(
-        "SELECT twilio_sid, source_url, status FROM recordings WHERE id = $1 AND tenant_id = $2",
-    )
-    .bind(id)
-    .bind(tenant_id)
-    .fetch_optional(app.db().pool())
-    .await?;
-    let Some(r) = r.filter(|r| r.get::<String, _>("status") == "pending") else {
+    let Some((sid, source)) = rstore::pending_recording(app.db(), tenant_id, id).await? else {
         return Ok(Outcome::Done);
     };
-    let (sid, source): (String, String) = (r.get("twilio_sid"), r.get("source_url"));
     let fail = |error: String| async move {
         recording_failed(app, id, &error, attempt).await?;
         Ok(Outcome::Failed { error })
@@ -454,14 +295,9 @@ async fn download(app: &App, job: &Job) -> DbResult<Outcome> {
             if let Err(e) = app.storage().put(&key, &bytes).await {
                 return retry(app, id, attempt, format!("storage: {e}")).await;
             }
-            sqlx::query("UPDATE recordings SET status = 'stored', storage_key = $1, size = $2, content_type = $3, error = NULL, attempts = $4 WHERE id = $5")
-                .bind(&key)
-                .bind(bytes.len() as i64)
-                .bind(ct.unwrap_or_else(|| "audio/x-wav".into()))
-                .bind(attempt)
-                .bind(id)
-                .execute(app.db().pool())
-                .await?;
+            let ct = ct.unwrap_or_else(|| "audio/x-wav".into());
+            let size = bytes.len() as i64;
+            rstore::recording_stored(app.db(), id, &key, size, &ct, attempt).await?;
             if app.config().delete_recordings_at_twilio {
                 if let Err(e) = client.delete_recording(&sid).await {
                     tracing::warn!(recording = %sid, error = %e, "copied, but could not delete the recording at Twilio");
@@ -478,12 +314,7 @@ async fn download(app: &App, job: &Job) -> DbResult<Outcome> {
 }
 
 async fn retry(app: &App, id: &str, attempt: i64, error: String) -> DbResult<Outcome> {
-    sqlx::query("UPDATE recordings SET error = $1, attempts = $2 WHERE id = $3")
-        .bind(&error)
-        .bind(attempt)
-        .bind(id)
-        .execute(app.db().pool())
-        .await?;
+    rstore::recording_error(app.db(), id, &error, attempt).await?;
     Ok(Outcome::Retry { error, after: None })
 }
 
@@ -495,18 +326,11 @@ async fn transcribe(app: &App, job: &Job) -> DbResult<Outcome> {
         transcription_ended(app, &job.subject_id, Err(&error), job.attempts).await?;
         return Ok(Outcome::Failed { error });
     };
-    let r = sqlx::query(
-        "SELECT v.transcription_status, r.status AS recording_status, r.storage_key FROM voicemails v \
-         JOIN recordings r ON r.id = v.recording_id WHERE v.id = $1 AND v.tenant_id = $2",
-    )
-    .bind(&job.subject_id)
-    .bind(&job.tenant_id)
-    .fetch_optional(app.db().pool())
-    .await?;
-    let Some(r) = r.filter(|r| r.get::<String, _>("transcription_status") == "pending") else {
+    let found = rstore::to_transcribe(app.db(), &job.tenant_id, &job.subject_id).await?;
+    let Some((_, recording_status, storage_key)) = found.filter(|(t, _, _)| t == "pending") else {
         return Ok(Outcome::Done);
     };
-    match r.get::<String, _>("recording_status").as_str() {
+    match recording_status.as_str() {
         "stored" => {}
         "failed" => {
             let error = "the recording could not be copied".to_string();
@@ -520,7 +344,7 @@ async fn transcribe(app: &App, job: &Job) -> DbResult<Outcome> {
             })
         }
     }
-    let key: String = r.get("storage_key");
+    let key = storage_key.unwrap_or_default();
     let key = key.as_str();
     let result: Result<String, String> = async {
         let audio = app
@@ -566,12 +390,7 @@ async fn transcribe(app: &App, job: &Job) -> DbResult<Outcome> {
         }
         Err(error) => {
             tracing::warn!(voicemail = %job.subject_id, %error, attempt = job.attempts, "transcription failed");
-            sqlx::query("UPDATE voicemails SET transcription_error = $1, transcription_attempts = $2, updated_at = $3 WHERE id = $4")
-                .bind(&error)
-                .bind(job.attempts)
-                .bind(now_ms())
-                .bind(&job.subject_id)
-                .execute(app.db().pool())
+            rstore::transcription_error(app.db(), &job.subject_id, &error, job.attempts, now_ms())
                 .await?;
             Ok(Outcome::Retry { error, after: None })
         }
@@ -589,17 +408,7 @@ async fn transcription_ended(
         Ok(t) => ("completed", Some(t), None),
         Err(e) => ("failed", None, Some(e)),
     };
-    sqlx::query("UPDATE voicemails SET transcription_status = $1, transcription_text = $2, transcription_error = $3, \
-                 transcription_attempts = $4, updated_at = $5 WHERE id = $6")
-        .bind(status)
-        .bind(text)
-        .bind(error)
-        .bind(attempts)
-        .bind(now_ms())
-        .bind(id)
-        .execute(app.db().pool())
-        .await?;
-    Ok(())
+    rstore::transcription_ended(app.db(), id, status, text, error, attempts, now_ms()).await
 }
 
 /// A call's recordings and voicemail, for `GET /v1/calls/{id}`.
@@ -608,24 +417,7 @@ pub async fn for_call(
     tenant_id: &str,
     call_id: &str,
 ) -> DbResult<(Vec<Recording>, Option<Voicemail>)> {
-    let rows = sqlx::query(
-        "SELECT * FROM recordings WHERE call_id = $1 AND tenant_id = $2 ORDER BY created_at",
-    )
-    .bind(call_id)
-    .bind(tenant_id)
-    .fetch_all(db.pool())
-    .await?;
-    let vm = sqlx::query(&format!(
-        "SELECT {VM_COLS} FROM voicemails WHERE call_id = $1 AND tenant_id = $2"
-    ))
-    .bind(call_id)
-    .bind(tenant_id)
-    .fetch_optional(db.pool())
-    .await?;
-    Ok((
-        rows.iter().map(recording).collect(),
-        vm.as_ref().map(voicemail),
-    ))
+    rstore::of_call(db, tenant_id, call_id).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -667,21 +459,13 @@ async fn list(
             s.to_lowercase().replace('%', "\\%").replace('_', "\\_")
         )
     });
-    let rows = sqlx::query(&format!(
-        "SELECT {VM_COLS} FROM voicemails WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) \
-         AND ($3 IS NULL OR LOWER(transcription_text) LIKE $3 ESCAPE '\\') \
-         AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5)) ORDER BY created_at DESC, id DESC LIMIT $6"
-    ))
-    .bind(&auth.tenant.id)
-    .bind(&q.status)
-    .bind(&pattern)
-    .bind(before.as_ref().map(|b| b.0))
-    .bind(before.as_ref().map(|b| b.1.clone()))
-    .bind(limit + 1)
-    .fetch_all(app.db().pool())
-    .await
-    .map_err(DbError::from)?;
-    let mut data: Vec<Voicemail> = rows.iter().map(voicemail).collect();
+    let filter = rstore::VoicemailFilter {
+        status: q.status.clone(),
+        pattern,
+        before,
+        limit: limit + 1,
+    };
+    let mut data = rstore::voicemails(app.db(), &auth.tenant.id, &filter).await?;
     let more = data.len() as i64 > limit;
     data.truncate(limit as usize);
     let next = if more {
@@ -694,14 +478,7 @@ async fn list(
 }
 
 async fn get_voicemail(db: &Db, tenant_id: &str, id: &str) -> DbResult<Option<Voicemail>> {
-    let r = sqlx::query(&format!(
-        "SELECT {VM_COLS} FROM voicemails WHERE id = $1 AND tenant_id = $2"
-    ))
-    .bind(id)
-    .bind(tenant_id)
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(r.as_ref().map(voicemail))
+    rstore::voicemail(db, tenant_id, id).await
 }
 
 async fn fetch(
@@ -734,17 +511,7 @@ async fn update(
             "status is new, listened or archived",
         ));
     }
-    let res = sqlx::query(
-        "UPDATE voicemails SET status = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
-    )
-    .bind(&p.status)
-    .bind(now_ms())
-    .bind(&id)
-    .bind(&auth.tenant.id)
-    .execute(app.db().pool())
-    .await
-    .map_err(DbError::from)?;
-    if res.rows_affected() == 0 {
+    if !rstore::set_voicemail_status(app.db(), &auth.tenant.id, &id, &p.status, now_ms()).await? {
         return Err(ApiError::not_found("voicemail"));
     }
     fetch(State(app), auth, PathId(id)).await
@@ -752,17 +519,10 @@ async fn update(
 
 /// Streams a stored recording.
 async fn media(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiResult<Response> {
-    let r = sqlx::query(
-        "SELECT status, storage_key, content_type FROM recordings WHERE id = $1 AND tenant_id = $2",
-    )
-    .bind(&id)
-    .bind(&auth.tenant.id)
-    .fetch_optional(app.db().pool())
-    .await
-    .map_err(DbError::from)?
-    .ok_or_else(|| ApiError::not_found("recording"))?;
-    let status: String = r.get("status");
-    let Some(key) = opt_str(&r, "storage_key").filter(|_| status == "stored") else {
+    let (status, key, content_type) = rstore::recording_file(app.db(), &auth.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("recording"))?;
+    let Some(key) = key.filter(|_| status == "stored") else {
         return Err(ApiError::conflict(
             "recording_not_ready",
             format!("this recording is {status}, not stored yet"),
@@ -772,6 +532,6 @@ async fn media(State(app): State<App>, auth: Auth, PathId(id): PathId) -> ApiRes
         tracing::error!(error = %e, key, "stored recording is missing");
         ApiError::internal()
     })?;
-    let ct = opt_str(&r, "content_type").unwrap_or_else(|| "audio/x-wav".into());
+    let ct = content_type.unwrap_or_else(|| "audio/x-wav".into());
     Ok(([(header::CONTENT_TYPE, ct)], bytes).into_response())
 }

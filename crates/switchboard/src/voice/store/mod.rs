@@ -1,6 +1,8 @@
 //! SQL for calls and their events: the call rows as every endpoint shows them, statuses that
 //! only move forward, the path a flow took, and the requests kept once.
 
+pub mod recordings;
+
 use super::calls::{call_rank, Call, CallStatus, Direction};
 use crate::db::{now_ms, opt_str, Db, DbResult, Row};
 use crate::ids::new_id;
