@@ -201,16 +201,7 @@ async fn mark_submitting(app: &App, job: &Job, m: &Stored) -> DbResult<bool> {
                 if !queue::mark_submitting(tx, &job).await? {
                     return Ok(false);
                 }
-                let now = now_ms();
-                sqlx::query(
-                    "UPDATE messages SET status = 'submitting', status_rank = 1, submitted_at = $1, attempts = $2, \
-                     updated_at = $1 WHERE id = $3 AND status IN ('accepted', 'submitting')",
-                )
-                .bind(now)
-                .bind(job.attempts)
-                .bind(&id)
-                .execute(&mut **tx)
-                .await?;
+                store::mark_submitting(tx, &id, job.attempts, now_ms()).await?;
                 Ok(true)
             })
         })
@@ -240,14 +231,7 @@ async fn submitted(app: &App, m: &Stored, sid: &str, status: &str) -> DbResult<(
 
 /// Keeps Twilio's latest refusal on the message while it is retried (its status stays).
 async fn note_error(app: &App, m: &Stored, code: &str, message: &str) -> DbResult<()> {
-    sqlx::query("UPDATE messages SET error_code = $1, error_message = $2, updated_at = $3 WHERE id = $4 AND status_rank < 5")
-        .bind(code)
-        .bind(message)
-        .bind(now_ms())
-        .bind(&m.view.id)
-        .execute(app.db().pool())
-        .await?;
-    Ok(())
+    store::note_error(app.db(), &m.view.id, code, message, now_ms()).await
 }
 
 /// The attempts are spent: the message fails with the last refusal's code.

@@ -450,15 +450,7 @@ async fn twilio_start(app: &App, s: &Settings, ask: &Ask<'_>) -> ApiResult<Verif
                 .write(move |tx| {
                     let row = row.clone();
                     Box::pin(async move {
-                        sqlx::query(
-                            "UPDATE verifications SET status = 'expired', updated_at = $1 \
-                             WHERE tenant_id = $2 AND to_number = $3 AND status = 'pending'",
-                        )
-                        .bind(row.created_at)
-                        .bind(&row.tenant_id)
-                        .bind(&row.to)
-                        .execute(&mut **tx)
-                        .await?;
+                        store::end_pending(tx, &row.tenant_id, &row.to, row.created_at).await?;
                         store::insert(tx, &row).await
                     })
                 })

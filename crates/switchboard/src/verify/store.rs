@@ -121,6 +121,20 @@ pub async fn expire(tx: &mut Tx, tenant_id: &str, to: &str, now: i64) -> DbResul
     Ok(())
 }
 
+/// Ends whatever verification of the number is pending (Twilio started a new one).
+pub async fn end_pending(tx: &mut Tx, tenant_id: &str, to: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE verifications SET status = 'expired', updated_at = $1 \
+         WHERE tenant_id = $2 AND to_number = $3 AND status = 'pending'",
+    )
+    .bind(now)
+    .bind(tenant_id)
+    .bind(to)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 pub async fn insert(tx: &mut Tx, v: &Verification) -> DbResult<()> {
     sqlx::query(&format!(
         "INSERT INTO verifications ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"

@@ -524,6 +524,35 @@ enum Arg {
 
 // ---- Sending ----
 
+/// The message is being handed to Twilio (retries included).
+pub async fn mark_submitting(tx: &mut Tx, id: &str, attempts: i64, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE messages SET status = 'submitting', status_rank = $1, submitted_at = $2, attempts = $3, \
+         updated_at = $2 WHERE id = $4 AND status IN ('accepted', 'submitting')",
+    )
+    .bind(MessageStatus::Submitting.rank())
+    .bind(now)
+    .bind(attempts)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Keeps Twilio's latest refusal on a message that will be tried again (its status stays).
+pub async fn note_error(db: &Db, id: &str, code: &str, message: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE messages SET error_code = $1, error_message = $2, updated_at = $3 WHERE id = $4 AND status_rank < 5",
+    )
+    .bind(code)
+    .bind(message)
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
 /// Records Twilio's SID for a submitted message and queues its status polls. The status
 /// becomes `queued` unless a callback already moved it further; an error a callback already
 /// reported (a 30003 that came before Twilio's slow answer to the create) is kept.
