@@ -197,6 +197,36 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// The defaults every way of starting shares (`serve`, `dev`, the commands, tests),
+    /// declared once; what the environment, flags or a test sets goes on top.
+    pub fn new(
+        database_url: String,
+        public_url: String,
+        master_key: MasterKey,
+        twilio_base: BaseUrl,
+        storage_dir: PathBuf,
+    ) -> Config {
+        Config {
+            database_url,
+            sqlite_sync: Default::default(),
+            public_url,
+            master_key,
+            twilio_base,
+            storage_dir,
+            default_region: "US".into(),
+            role: Role::All,
+            workers: WorkerSettings::default(),
+            default_segments_per_second: crate::numbers::DEFAULT_SEGMENTS_PER_SECOND,
+            max_media_bytes: 20 * 1024 * 1024,
+            twilio_timeout: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(10),
+            stt: None,
+            delete_recordings_at_twilio: false,
+            limits: Limits::default(),
+            allow_private_urls: false,
+        }
+    }
+
     /// How long a claimed message may stay `submitting` before it is reconciled with Twilio.
     /// Longer than any Twilio call can take, so a live call is never reconciled (and possibly
     /// sent again) under the feet of the worker that made it.

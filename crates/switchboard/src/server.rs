@@ -79,42 +79,45 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
         }
     };
     let default_sps = match env("SWITCHBOARD_DEFAULT_SEGMENTS_PER_SECOND") {
-        Some(v) => v
-            .parse::<f64>()
-            .ok()
-            .filter(|r| (0.01..=1000.0).contains(r))
-            .ok_or_else(|| {
-                config_error(
-                    "SWITCHBOARD_DEFAULT_SEGMENTS_PER_SECOND",
-                    "a number from 0.01 to 1000",
-                )
-            })?,
-        None => crate::numbers::DEFAULT_SEGMENTS_PER_SECOND,
+        Some(v) => Some(
+            v.parse::<f64>()
+                .ok()
+                .filter(|r| (0.01..=1000.0).contains(r))
+                .ok_or_else(|| {
+                    config_error(
+                        "SWITCHBOARD_DEFAULT_SEGMENTS_PER_SECOND",
+                        "a number from 0.01 to 1000",
+                    )
+                })?,
+        ),
+        None => None,
     };
     let twilio_timeout = match env("SWITCHBOARD_TWILIO_TIMEOUT_SECS") {
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|s| (1..=60).contains(s))
-            .map(std::time::Duration::from_secs)
-            .ok_or_else(|| {
-                config_error(
-                    "SWITCHBOARD_TWILIO_TIMEOUT_SECS",
-                    "whole seconds from 1 to 60",
-                )
-            })?,
-        None => std::time::Duration::from_secs(15),
+        Some(v) => Some(
+            v.parse::<u64>()
+                .ok()
+                .filter(|s| (1..=60).contains(s))
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| {
+                    config_error(
+                        "SWITCHBOARD_TWILIO_TIMEOUT_SECS",
+                        "whole seconds from 1 to 60",
+                    )
+                })?,
+        ),
+        None => None,
     };
     let shutdown_grace = match env("SWITCHBOARD_SHUTDOWN_SECS") {
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|s| (1..=600).contains(s))
-            .map(std::time::Duration::from_secs)
-            .ok_or_else(|| {
-                config_error("SWITCHBOARD_SHUTDOWN_SECS", "whole seconds from 1 to 600")
-            })?,
-        None => std::time::Duration::from_secs(10),
+        Some(v) => Some(
+            v.parse::<u64>()
+                .ok()
+                .filter(|s| (1..=600).contains(s))
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| {
+                    config_error("SWITCHBOARD_SHUTDOWN_SECS", "whole seconds from 1 to 600")
+                })?,
+        ),
+        None => None,
     };
     let sqlite_sync = match env("SWITCHBOARD_SQLITE_SYNC") {
         Some(v) => v
@@ -152,33 +155,40 @@ pub fn config_from_env(role: Role) -> Result<(Config, Option<DefaultTenant>), Co
                 ))
             }
         };
-    let config = Config {
-        sqlite_sync,
+    let mut config = Config::new(
         database_url,
         public_url,
         master_key,
         twilio_base,
         storage_dir,
-        default_region: env("SWITCHBOARD_DEFAULT_REGION").unwrap_or_else(|| "US".into()),
-        role,
-        workers,
-        default_segments_per_second: default_sps,
-        max_media_bytes: 20 * 1024 * 1024,
-        twilio_timeout,
-        shutdown_grace,
-        stt,
-        delete_recordings_at_twilio,
-        limits: crate::config::Limits::from_env(env)?,
-        allow_private_urls: match env("SWITCHBOARD_ALLOW_PRIVATE_URLS").as_deref() {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(_) => {
-                return Err(config_error(
-                    "SWITCHBOARD_ALLOW_PRIVATE_URLS",
-                    "true or false",
-                ))
-            }
-        },
+    );
+    config.sqlite_sync = sqlite_sync;
+    config.role = role;
+    config.workers = workers;
+    if let Some(region) = env("SWITCHBOARD_DEFAULT_REGION") {
+        config.default_region = region;
+    }
+    if let Some(sps) = default_sps {
+        config.default_segments_per_second = sps;
+    }
+    if let Some(t) = twilio_timeout {
+        config.twilio_timeout = t;
+    }
+    if let Some(g) = shutdown_grace {
+        config.shutdown_grace = g;
+    }
+    config.stt = stt;
+    config.delete_recordings_at_twilio = delete_recordings_at_twilio;
+    config.limits = crate::config::Limits::from_env(env)?;
+    config.allow_private_urls = match env("SWITCHBOARD_ALLOW_PRIVATE_URLS").as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => {
+            return Err(config_error(
+                "SWITCHBOARD_ALLOW_PRIVATE_URLS",
+                "true or false",
+            ))
+        }
     };
     let default_tenant = match (env("TWILIO_ACCOUNT_SID"), env("TWILIO_AUTH_TOKEN")) {
         (Some(sid), Some(token)) => {
@@ -368,26 +378,17 @@ pub async fn serve(
 
 /// `dev`'s configuration: everything in `data_dir`, the twin under `url`.
 pub fn dev_config(data_dir: &Path, url: &str, master_key: MasterKey) -> Config {
-    Config {
-        database_url: format!("sqlite:{}", data_dir.join("switchboard.db").display()),
-        sqlite_sync: Default::default(),
-        public_url: url.to_string(),
+    let mut c = Config::new(
+        format!("sqlite:{}", data_dir.join("switchboard.db").display()),
+        url.to_string(),
         master_key,
-        twilio_base: BaseUrl::new(format!("{url}/sim/{{product}}")).expect("a valid template"),
-        storage_dir: data_dir.join("media"),
-        default_region: "US".into(),
-        role: Role::All,
-        workers: WorkerSettings::default(),
-        default_segments_per_second: 10.0,
-        max_media_bytes: 20 * 1024 * 1024,
-        twilio_timeout: std::time::Duration::from_secs(15),
-        shutdown_grace: std::time::Duration::from_secs(10),
-        stt: None,
-        delete_recordings_at_twilio: false,
-        limits: Default::default(),
-        // Apps under development run on the same machine.
-        allow_private_urls: true,
-    }
+        BaseUrl::new(format!("{url}/sim/{{product}}")).expect("a valid template"),
+        data_dir.join("media"),
+    );
+    c.default_segments_per_second = 10.0;
+    // Apps under development run on the same machine.
+    c.allow_private_urls = true;
+    c
 }
 
 /// The configuration of an administrative command (`tenant`, `flow`): `dev`'s data directory

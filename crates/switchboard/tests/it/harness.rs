@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use sim::{Delays, Sim};
 use std::time::Duration;
-use switchboard::config::{Config, Role, WorkerSettings};
+use switchboard::config::{Config, WorkerSettings};
 use switchboard::crypto::MasterKey;
 use switchboard::server::{self, DefaultTenant};
 use switchboard::App;
@@ -191,29 +191,25 @@ pub fn test_config(
     twin_url: &str,
     media: &std::path::Path,
 ) -> Config {
-    Config {
-        database_url: database_url.to_string(),
-        sqlite_sync: Default::default(),
-        public_url: public_url.to_string(),
-        master_key: MasterKey::generate(),
-        twilio_base: twilio::BaseUrl::new(format!("{twin_url}/sim/{{product}}")).unwrap(),
-        storage_dir: media.to_path_buf(),
-        default_region: "US".into(),
-        role: Role::All,
-        workers: WorkerSettings {
-            poll: Duration::from_millis(20),
-            backoff_base: Duration::from_millis(50),
-            ..Default::default()
-        },
-        default_segments_per_second: 100.0,
-        max_media_bytes: 1 << 20,
-        twilio_timeout: Duration::from_secs(2),
-        shutdown_grace: Duration::from_secs(5),
-        stt: None,
-        delete_recordings_at_twilio: false,
-        limits: Default::default(),
-        allow_private_urls: true,
-    }
+    let mut c = Config::new(
+        database_url.to_string(),
+        public_url.to_string(),
+        MasterKey::generate(),
+        twilio::BaseUrl::new(format!("{twin_url}/sim/{{product}}")).unwrap(),
+        media.to_path_buf(),
+    );
+    c.workers = WorkerSettings {
+        poll: Duration::from_millis(20),
+        backoff_base: Duration::from_millis(50),
+        ..Default::default()
+    };
+    c.default_segments_per_second = 100.0;
+    c.max_media_bytes = 1 << 20;
+    c.twilio_timeout = Duration::from_secs(2);
+    c.shutdown_grace = Duration::from_secs(5);
+    // Tests run the apps they call on this machine.
+    c.allow_private_urls = true;
+    c
 }
 
 /// Another tenant's key and Twilio account.
