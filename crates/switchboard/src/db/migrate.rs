@@ -3,7 +3,7 @@
 //! DOUBLE PRECISION); a migration that needs per-backend SQL gives both.
 
 use super::{now_ms, Backend, Db, DbResult};
-use sqlx::{Executor, Row};
+use sqlx::Executor;
 
 struct Migration {
     version: i64,
@@ -103,14 +103,12 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> DbResult<()>
     )
     .await?;
     for m in MIGRATIONS {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
             .bind(m.version)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?
-            .map(|r| r.get::<i64, _>(0));
-        if done.is_some() {
-            tx.commit().await?;
+            .is_some();
+        if done {
             continue;
         }
         let sql = match (backend, m.postgres) {
@@ -118,42 +116,40 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> DbResult<()>
             _ => m.sql,
         };
         // SQLite rebuilds a table to change its constraints, which its foreign keys would
-        // refuse mid-way: they are off during the migration and checked before it commits.
+        // refuse mid-way: they are off during the migration (a pragma a transaction cannot
+        // change) and checked before it commits.
         if backend == Backend::Sqlite {
-            tx.commit().await?;
             conn.execute("PRAGMA foreign_keys=OFF").await?;
-            let result = apply_sqlite(conn, m, sql).await;
+            let result = apply_one(conn, backend, m, sql).await;
             conn.execute("PRAGMA foreign_keys=ON").await?;
             result?;
-            continue;
+        } else {
+            apply_one(conn, backend, m, sql).await?;
         }
-        tx.execute(sql).await?;
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-        )
-        .bind(m.version)
-        .bind(m.name)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        tracing::info!(version = m.version, name = m.name, "applied migration");
     }
     Ok(())
 }
 
-async fn apply_sqlite(conn: &mut sqlx::AnyConnection, m: &Migration, sql: &str) -> DbResult<()> {
+/// One migration and its record, in one transaction.
+async fn apply_one(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    m: &Migration,
+    sql: &str,
+) -> DbResult<()> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     tx.execute(sql).await?;
-    let broken = sqlx::query("PRAGMA foreign_key_check")
-        .fetch_all(&mut *tx)
-        .await?;
-    if !broken.is_empty() {
-        return Err(super::DbError::Other(format!(
-            "migration {} would break {} foreign keys",
-            m.version,
-            broken.len()
-        )));
+    if backend == Backend::Sqlite {
+        let broken = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&mut *tx)
+            .await?;
+        if !broken.is_empty() {
+            return Err(super::DbError::Other(format!(
+                "migration {} would break {} foreign keys",
+                m.version,
+                broken.len()
+            )));
+        }
     }
     sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
         .bind(m.version)

@@ -223,9 +223,7 @@ pub async fn transcription_reported(app: &App, hook: &Webhook, c: &Call) -> ApiR
     let Some(sid) = form.non_empty("RecordingSid") else {
         return Ok(());
     };
-    // Checked again here: the callback's event was kept on the same check a moment ago, and
-    // this is what guards the row.
-    check_reported(app, hook, c).await?;
+    // Checked by `media_callback` before the callback was kept.
     let status = if form.get("TranscriptionStatus") == Some("completed") {
         "completed"
     } else {
